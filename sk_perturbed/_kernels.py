@@ -1,0 +1,115 @@
+"""Fused parallel kernels of the perturbed optimizer.
+
+One ``prange`` iteration owns one row: it draws the row's M noise vectors
+one at a time (keyed by ``(seed, row_key, sample)``), solves each perturbed
+problem and accumulates the Monte Carlo sums into that row of the outputs.
+Nothing of size n·M·d is ever built, no two threads write the same memory,
+and each row's sums are taken in sample order, so results are bit-for-bit
+identical for any thread count and any split of the batch.
+
+Conventions (``u`` is θ in the solver's own sense: scores or costs):
+
+* additive perturbation: ``ũ = u + s·ε·Z`` with ``s = +1`` for a maximizing
+  solver and ``-1`` for a minimizing one (the maximization form is then
+  ``θ = s·u`` perturbed by ``+εZ``, so Gumbel-argmax stays a softmax);
+* multiplicative perturbation: ``ũ = u ⊙ exp(εZ - ε²/2)``.
+"""
+
+import math
+
+import numba as nb
+import numpy as np
+
+from ._noise import fill_noise, grad_nu
+from .solvers._dispatch import call_solver
+
+
+@nb.njit(cache=True, parallel=True)
+def perturbed_kernel(
+    theta,
+    row_keys,
+    seed,
+    n_samples,
+    epsilon,
+    noise_id,
+    multiplicative,
+    antithetic,
+    sign,
+    v,
+    want_vjp,
+    control_variate,
+    solver,
+):
+    """Monte Carlo estimates for every row of ``theta``.
+
+    Returns
+    -------
+    y_mean : (n, d) mean of the perturbed structures, E[y*(ũ)].
+    grad_opt : (n, d) gradient in ``u`` of the expected optimal value,
+        E[y*(ũ) ⊙ ∂ũ/∂u]; the same array as ``y_mean`` when additive.
+    opt_value : (n,) expected optimal value E[<y*(ũ), ũ>].
+    vjp : (n, d) vᵀ J_u y_mean, or an empty (0, d) array when not wanted.
+    """
+    n, d = theta.shape
+    y_mean = np.zeros((n, d))
+    grad_opt = np.zeros((n, d)) if multiplicative else y_mean
+    opt_value = np.zeros(n)
+    vjp = np.zeros((n, d)) if want_vjp else np.zeros((0, d))
+    half_var = 0.5 * epsilon * epsilon
+    for i in nb.prange(n):
+        z = np.empty(d)
+        perturbed = np.empty(d)
+        scale = np.empty(d)
+        y = np.empty(d)
+        sum_grad_nu = np.zeros(d)
+        sum_score = 0.0
+        value = 0.0
+        for m in range(n_samples):
+            fill_noise(seed, row_keys[i], m, noise_id, antithetic, z)
+            if multiplicative:
+                for j in range(d):
+                    scale[j] = math.exp(epsilon * z[j] - half_var)
+                    perturbed[j] = theta[i, j] * scale[j]
+            else:
+                for j in range(d):
+                    perturbed[j] = theta[i, j] + sign * epsilon * z[j]
+            call_solver(solver, perturbed, y)
+            dot = 0.0
+            for j in range(d):
+                dot += y[j] * perturbed[j]
+                y_mean[i, j] += y[j]
+            value += dot
+            if multiplicative:
+                for j in range(d):
+                    grad_opt[i, j] += y[j] * scale[j]
+            if want_vjp:
+                score = 0.0
+                for j in range(d):
+                    score += y[j] * v[i, j]
+                sum_score += score
+                for j in range(d):
+                    g = grad_nu(z[j], noise_id)
+                    vjp[i, j] += score * g
+                    sum_grad_nu[j] += g
+        inv_m = 1.0 / n_samples
+        for j in range(d):
+            y_mean[i, j] *= inv_m
+            if multiplicative:
+                grad_opt[i, j] *= inv_m
+        opt_value[i] = value * inv_m
+        if want_vjp:
+            if control_variate and n_samples > 1:
+                # Leave-one-out baseline: unbiased since E[∇ν(Z)] = 0.
+                mean_score = sum_score * inv_m
+                for j in range(d):
+                    vjp[i, j] = (vjp[i, j] - mean_score * sum_grad_nu[j]) / (n_samples - 1)
+            else:
+                for j in range(d):
+                    vjp[i, j] *= inv_m
+            for j in range(d):
+                if multiplicative:
+                    # Gaussian noise in log|u|: chain rule through d log|u| / du = 1/u.
+                    vjp[i, j] /= epsilon * theta[i, j]
+                else:
+                    vjp[i, j] *= sign / epsilon
+    return y_mean, grad_opt, opt_value, vjp

@@ -1,0 +1,475 @@
+"""Perturbed optimizers and the losses built on them (the functional core).
+
+Given a solver ``y*(θ) = argmax_{y ∈ C} <y, θ>``, noise Z with density
+∝ exp(-ν(z)) and a scale ε > 0, the perturbed maximizer is
+``y_ε(θ) = E[y*(θ + εZ)]`` and the perturbed maximum ``F_ε(θ) = E[max_y <y, θ + εZ>]``;
+``∇F_ε = y_ε`` and ``J_θ y_ε(θ) = E[y*(θ + εZ) ∇ν(Z)ᵀ] / ε``. All three are
+estimated by Monte Carlo over M perturbations per row.
+"""
+
+import numbers
+from collections import namedtuple
+
+import numpy as np
+from scipy.special import logsumexp, softmax
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
+
+from ._noise import NOISE_IDS, SYMMETRIC_NOISES
+from ._threads import numba_threads
+from ._validation import check_row_keys, check_same_shape, check_theta
+from .solvers._base import BaseSolver
+from .solvers._basic import Argmax
+
+__all__ = [
+    "PerturbedOptimizer",
+    "PerturbedEstimate",
+    "fenchel_young_loss",
+    "perturbed_squared_loss",
+    "squared_loss",
+    "blackbox_loss",
+]
+
+#: Constraints of the perturbation parameters, shared with the estimators.
+PERTURBATION_CONSTRAINTS = {
+    "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+    "n_samples": [Interval(numbers.Integral, 1, None, closed="left")],
+    "noise": [StrOptions(set(NOISE_IDS))],
+    "perturbation": [StrOptions({"additive", "multiplicative"})],
+    "antithetic": ["boolean"],
+    "control_variate": ["boolean"],
+    "random_state": ["random_state"],
+    "n_jobs": [Interval(numbers.Integral, None, None, closed="neither"), None],
+    "backend": [StrOptions({"auto", "numba", "numpy", "cupy"})],
+}
+
+PerturbedEstimate = namedtuple(
+    "PerturbedEstimate", ["y_eps", "expected_max", "expected_max_grad", "vjp"]
+)
+PerturbedEstimate.__doc__ = """Monte Carlo estimates for a batch θ of shape (n, d).
+
+Attributes
+----------
+y_eps : ndarray of shape (n, d)
+    Perturbed maximizer ``y_ε(θ) = E[y*(θ̃)]``.
+expected_max : ndarray of shape (n,)
+    Perturbed optimal value ``F̂_ε(θ) = E[<y*(θ̃), θ̃>]`` (a minimum for a
+    minimizing solver).
+expected_max_grad : ndarray of shape (n, d)
+    Gradient of ``F̂_ε`` in θ: ``y_eps`` for additive noise,
+    ``E[exp(εZ - ε²/2) ⊙ y*(θ̃)]`` for multiplicative noise.
+vjp : ndarray of shape (n, d) or None
+    ``vᵀ J_θ y_ε(θ)`` when a ``v`` was given.
+"""
+
+
+class PerturbedOptimizer:
+    """Monte Carlo perturbed optimizer around a combinatorial solver.
+
+    Turns a piecewise-constant solver ``y*(θ)`` into the smooth map
+    ``y_ε(θ) = E[y*(θ + εZ)]`` whose Jacobian is never zero, and estimates it,
+    the perturbed optimal value and vector–Jacobian products with ``n_samples``
+    perturbations per row, in one fused parallel numba loop.
+
+    Parameters
+    ----------
+    solver : BaseSolver
+        The combinatorial oracle, e.g. :class:`~sk_perturbed.solvers.Ranking`.
+        For a minimizing solver (``solver.sense == 'min'``) θ is a cost vector
+        and every output is in that sense (``y_ε`` is the expected argmin).
+    epsilon : float, default=1.0
+        Noise scale ε > 0. Small ε: close to ``y*(θ)``, noisy gradients; large
+        ε: smooth, biased towards the centre of the structures' hull.
+    n_samples : int, default=100
+        Number of perturbations M per row.
+    noise : {'gaussian', 'gumbel'}, default='gaussian'
+        Distribution of Z. With Gumbel noise the perturbed argmax is
+        ``softmax(θ / ε)``.
+    perturbation : {'additive', 'multiplicative'}, default='additive'
+        ``θ + εZ``, or ``θ ⊙ exp(εZ - ε²/2)`` which keeps the sign of each
+        entry (for solvers that need positive costs).
+    antithetic : bool, default=False
+        Draw noise in pairs (Z, -Z); only for symmetric (Gaussian) noise.
+        Reduces the variance of the estimates for the same M.
+    control_variate : bool, default=True
+        Subtract a leave-one-out baseline from ``<y*(θ̃), v>`` in the VJP
+        estimator; unbiased, and far lower variance when M > 1.
+    random_state : int, RandomState instance or None, default=None
+        With an int, every call draws the same noise for the same row key
+        (common random numbers), so calls are reproducible. With None or a
+        RandomState, each call draws a fresh seed.
+    n_jobs : int, default=None
+        Threads of the numba kernels for this call; None keeps numba's
+        current setting, -1 uses all of numba's threads.
+    backend : {'auto', 'numba', 'numpy', 'cupy'}, default='auto'
+        'numba' runs the fused kernels; 'numpy' materializes the (n, M, d)
+        noise tensor and calls ``solver`` on whole batches (the path for
+        Python solvers); 'cupy' runs on an NVIDIA GPU. 'auto' picks 'cupy' for
+        CuPy inputs, else 'numba' when the solver has a numba kernel, else
+        'numpy'.
+
+    Notes
+    -----
+    Row ``i`` of a call uses the noise stream keyed by ``(seed, row_keys[i], m)``
+    for ``m = 0..M-1``; by default ``row_keys = arange(n)``. Results are
+    identical for any number of threads, and a batch split in parts gives the
+    same rows when each part passes its own ``row_keys``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_perturbed.perturbed import PerturbedOptimizer
+    >>> from sk_perturbed.solvers import Ranking
+    >>> po = PerturbedOptimizer(Ranking(), epsilon=0.5, n_samples=1000, random_state=0)
+    >>> soft_ranks = po(np.array([[0.0, 1.0, 3.0]]))
+    >>> soft_ranks.round(1)
+    array([[1.2, 1.8, 3. ]])
+    >>> float(soft_ranks.sum())
+    6.0
+    """
+
+    def __init__(
+        self,
+        solver,
+        *,
+        epsilon=1.0,
+        n_samples=100,
+        noise="gaussian",
+        perturbation="additive",
+        antithetic=False,
+        control_variate=True,
+        random_state=None,
+        n_jobs=None,
+        backend="auto",
+    ):
+        self.solver = solver
+        self.epsilon = epsilon
+        self.n_samples = n_samples
+        self.noise = noise
+        self.perturbation = perturbation
+        self.antithetic = antithetic
+        self.control_variate = control_variate
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.backend = backend
+
+    def _params(self):
+        return {name: getattr(self, name) for name in PERTURBATION_CONSTRAINTS}
+
+    def _validate(self):
+        validate_parameter_constraints(
+            PERTURBATION_CONSTRAINTS, self._params(), caller_name=type(self).__name__
+        )
+        if not isinstance(self.solver, BaseSolver):
+            raise ValueError(
+                "solver must be a solver object from sk_perturbed.solvers (wrap a Python "
+                f"function in CallableSolver), got {type(self.solver).__name__}."
+            )
+        if self.antithetic and self.noise not in SYMMETRIC_NOISES:
+            raise ValueError(
+                f"antithetic=True needs symmetric noise (one of {SYMMETRIC_NOISES}), "
+                f"got noise={self.noise!r}."
+            )
+
+    def _draw_seed(self):
+        if isinstance(self.random_state, numbers.Integral):
+            return int(self.random_state) & 0xFFFFFFFFFFFFFFFF
+        rng = check_random_state(self.random_state)
+        return int(rng.randint(np.iinfo(np.int64).max))
+
+    def estimate(self, theta, v=None, *, row_keys=None, seed=None):
+        """All Monte Carlo estimates in one pass over the perturbed problems.
+
+        Parameters
+        ----------
+        theta : array-like of shape (n, d)
+            Scores (or costs for a minimizing solver), one problem per row.
+        v : array-like of shape (n, d), default=None
+            Cotangent for the vector–Jacobian product; None skips it.
+        row_keys : array-like of int of shape (n,), default=None
+            Noise key of each row; ``arange(n)`` by default.
+        seed : int, default=None
+            Overrides the seed drawn from ``random_state`` (used by the
+            estimators to key noise by epoch).
+
+        Returns
+        -------
+        estimate : PerturbedEstimate
+            ``y_eps``, ``expected_max``, ``expected_max_grad`` and ``vjp``,
+            in θ's floating dtype when it is float32, else float64.
+        """
+        self._validate()
+        out_dtype = _output_dtype(theta)
+        theta_checked = check_theta(theta, self.solver)
+        want_vjp = v is not None
+        if want_vjp:
+            v = check_same_shape(v, theta_checked, "v")
+            if self.perturbation == "multiplicative" and np.any(theta_checked == 0):
+                raise ValueError(
+                    "The Jacobian of a multiplicative perturbation is undefined where "
+                    "theta == 0; use perturbation='additive' or keep theta away from 0."
+                )
+        keys = check_row_keys(row_keys, theta_checked.shape[0])
+        seed = self._draw_seed() if seed is None else int(seed) & 0xFFFFFFFFFFFFFFFF
+        backend = self._resolve_backend(theta)
+        args = dict(
+            theta=theta_checked,
+            row_keys=keys,
+            seed=seed,
+            n_samples=int(self.n_samples),
+            epsilon=float(self.epsilon),
+            noise=self.noise,
+            multiplicative=self.perturbation == "multiplicative",
+            antithetic=bool(self.antithetic),
+            sign=self.solver._sign,
+            v=v,
+            control_variate=bool(self.control_variate),
+        )
+        if backend == "numba":
+            y, grad, value, vjp = _estimate_numba(self.solver, self.n_jobs, **args)
+        elif backend == "numpy":
+            y, grad, value, vjp = _estimate_numpy(self.solver, **args)
+        else:
+            from ._cupy_backend import estimate_cupy
+
+            return estimate_cupy(self.solver, theta, **{k: a for k, a in args.items() if k != "theta"})
+        cast = lambda a: None if a is None else a.astype(out_dtype, copy=False)  # noqa: E731
+        return PerturbedEstimate(cast(y), cast(value), cast(grad), cast(vjp))
+
+    def _resolve_backend(self, theta):
+        from .solvers._dispatch import numba_solver_arg
+
+        backend = self.backend
+        if backend == "cupy" or (backend == "auto" and _is_cupy_array(theta)):
+            _require_cupy()
+            return "cupy"
+        if backend == "auto":
+            return "numba" if numba_solver_arg(self.solver) is not None else "numpy"
+        if backend == "numba" and numba_solver_arg(self.solver) is None:
+            raise ValueError(
+                f"backend='numba' needs a solver with a numba kernel; {type(self.solver).__name__} "
+                "solves in Python: use backend='numpy' or 'auto'."
+            )
+        return backend
+
+    def __call__(self, theta, *, row_keys=None):
+        """Perturbed maximizer ``y_ε(θ)``, shape (n, d)."""
+        return self.estimate(theta, row_keys=row_keys).y_eps
+
+    def expected_max(self, theta, *, row_keys=None):
+        """Perturbed optimal value ``F̂_ε(θ)``, shape (n,)."""
+        return self.estimate(theta, row_keys=row_keys).expected_max
+
+    def vjp(self, theta, v, *, row_keys=None):
+        """Vector–Jacobian product ``vᵀ J_θ y_ε(θ)``, shape (n, d)."""
+        return self.estimate(theta, v, row_keys=row_keys).vjp
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={getattr(self, k)!r}" for k in ["solver", *PERTURBATION_CONSTRAINTS])
+        return f"{type(self).__name__}({params})"
+
+
+def _output_dtype(theta):
+    dtype = getattr(theta, "dtype", None)
+    return np.float32 if dtype == np.float32 else np.float64
+
+
+def _is_cupy_array(a):
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def _require_cupy():
+    try:
+        import cupy  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "backend='cupy' needs CuPy: install the GPU extra, "
+            "`pip install sk-perturbed[gpu]`."
+        ) from exc
+
+
+def _estimate_numba(
+    solver, n_jobs, *, theta, row_keys, seed, n_samples, epsilon, noise,
+    multiplicative, antithetic, sign, v, control_variate,
+):
+    from ._kernels import perturbed_kernel
+    from .solvers._dispatch import numba_solver_arg
+
+    want_vjp = v is not None
+    with numba_threads(n_jobs):
+        y, grad, value, vjp = perturbed_kernel(
+            theta, row_keys, np.uint64(seed), n_samples, epsilon, NOISE_IDS[noise],
+            multiplicative, antithetic, sign,
+            v if want_vjp else np.zeros((0, theta.shape[1])),
+            want_vjp, control_variate, numba_solver_arg(solver),
+        )
+    return y, grad, value, (vjp if want_vjp else None)
+
+
+def _estimate_numpy(
+    solver, *, theta, row_keys, seed, n_samples, epsilon, noise,
+    multiplicative, antithetic, sign, v, control_variate,
+):
+    """Same estimates with the (n, M, d) noise tensor built explicitly.
+
+    The noise is the kernels' keyed noise, so both backends agree up to
+    floating-point summation order. Solvers are called on the whole (n·M, d)
+    batch, which is what Python (batched) solvers need.
+    """
+    from ._noise import grad_nu_numpy, sample_noise
+
+    n, d = theta.shape
+    z = sample_noise(seed, row_keys, n_samples, d, noise, antithetic)
+    if multiplicative:
+        scale = np.exp(epsilon * z - 0.5 * epsilon**2)
+        perturbed = theta[:, None, :] * scale
+    else:
+        perturbed = theta[:, None, :] + (sign * epsilon) * z
+    y = solver._solve_batch(perturbed.reshape(n * n_samples, d)).reshape(n, n_samples, d)
+    y_eps = y.mean(axis=1)
+    value = np.einsum("nmd,nmd->nm", y, perturbed).mean(axis=1)
+    grad = (y * scale).mean(axis=1) if multiplicative else y_eps
+    vjp = None
+    if v is not None:
+        scores = np.einsum("nmd,nd->nm", y, v)
+        g = grad_nu_numpy(z, noise)
+        if control_variate and n_samples > 1:
+            vjp = np.einsum("nm,nmd->nd", scores - scores.mean(axis=1, keepdims=True), g)
+            vjp /= n_samples - 1
+        else:
+            vjp = np.einsum("nm,nmd->nd", scores, g) / n_samples
+        vjp = vjp / (epsilon * theta) if multiplicative else vjp * (sign / epsilon)
+    return y_eps, grad, value, vjp
+
+
+def _is_gumbel_argmax(po):
+    return (
+        type(po.solver) is Argmax and po.noise == "gumbel" and po.perturbation == "additive"
+    )
+
+
+def fenchel_young_loss(theta, y, po, *, row_keys=None, seed=None):
+    """Perturbed Fenchel–Young loss and its gradient in θ.
+
+    ``L_ε(θ; y) = F_ε(θ) + εΩ(y) - <θ, y>`` is convex in θ, non-negative and
+    zero iff ``y = y_ε(θ)``; its gradient ``y_ε(θ) - y`` needs no Jacobian.
+    Ω is not computable in general, so the value returned is
+    ``F̂_ε(θ) - <θ, y>``, which differs from ``L_ε`` by ``εΩ(y)``, a constant per
+    target. For a minimizing solver θ is a cost vector and the loss is
+    ``<θ, y> - F̂_ε(θ)`` with gradient ``y - y_ε(θ)``.
+
+    With Gumbel noise, additive perturbation and :class:`Argmax`, both value
+    and gradient are exact: ``F_ε(θ) = ε logsumexp(θ/ε) + εγ`` and the gradient
+    is ``softmax(θ/ε) - y`` (the loss is then the logistic loss, up to the
+    constant).
+
+    Parameters
+    ----------
+    theta : array-like of shape (n, d)
+        Raw scores (or costs).
+    y : array-like of shape (n, d)
+        Target structures (points of the solver's hull).
+    po : PerturbedOptimizer
+        Supplies the solver, ε, M, noise and seed.
+    row_keys : array-like of int of shape (n,), default=None
+        Noise key of each row.
+    seed : int, default=None
+        Overrides the optimizer's seed.
+
+    Returns
+    -------
+    loss : ndarray of shape (n,)
+    grad : ndarray of shape (n, d)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_perturbed.perturbed import PerturbedOptimizer, fenchel_young_loss
+    >>> from sk_perturbed.solvers import Argmax
+    >>> po = PerturbedOptimizer(Argmax(), noise="gumbel", random_state=0)
+    >>> loss, grad = fenchel_young_loss(np.array([[2.0, 0.0]]), np.array([[1.0, 0.0]]), po)
+    >>> grad.round(3)
+    array([[-0.119,  0.119]])
+    """
+    if _is_gumbel_argmax(po):
+        po._validate()
+        theta = check_theta(theta, po.solver)
+        y = check_same_shape(y, theta, "y")
+        eps = float(po.epsilon)
+        value = eps * logsumexp(theta / eps, axis=1) + eps * np.euler_gamma
+        return value - np.einsum("nd,nd->n", theta, y), softmax(theta / eps, axis=1) - y
+    est = po.estimate(theta, row_keys=row_keys, seed=seed)
+    theta = check_theta(theta, po.solver)
+    y = check_same_shape(y, theta, "y")
+    sign = po.solver._sign
+    loss = sign * (est.expected_max - np.einsum("nd,nd->n", theta, y))
+    return loss, sign * (est.expected_max_grad - y)
+
+
+def perturbed_squared_loss(theta, y, po, *, row_keys=None, seed=None):
+    """``½‖y - y_ε(θ)‖²`` and its gradient ``(y_ε(θ) - y)ᵀ J_θ y_ε(θ)``.
+
+    The gradient back-propagates through the perturbed maximizer with the
+    Monte Carlo vector–Jacobian product of ``po``.
+
+    Returns
+    -------
+    loss : ndarray of shape (n,)
+    grad : ndarray of shape (n, d)
+    """
+    theta_checked = check_theta(theta, po.solver)
+    y = check_same_shape(y, theta_checked, "y")
+    # y_ε is needed before the VJP can be formed: one pass for y_ε, one for
+    # the VJP with the same keyed noise (common random numbers).
+    seed = po._draw_seed() if seed is None else seed
+    y_eps = po.estimate(theta, row_keys=row_keys, seed=seed).y_eps.astype(np.float64)
+    residual = y_eps - y
+    vjp = po.estimate(theta, residual, row_keys=row_keys, seed=seed).vjp
+    return 0.5 * np.einsum("nd,nd->n", residual, residual), vjp
+
+
+def squared_loss(theta, y):
+    """``½‖y - θ‖²`` and its gradient ``θ - y`` (regression on the targets)."""
+    theta = check_array(theta, dtype=np.float64, order="C", input_name="theta")
+    y = check_same_shape(y, theta, "y")
+    residual = theta - y
+    return 0.5 * np.einsum("nd,nd->n", residual, residual), residual
+
+
+def blackbox_loss(theta, y, solver, *, lambda_=10.0):
+    """``½‖y - y*(θ)‖²`` with the interpolation gradient of Vlastelica et al. (2019).
+
+    The solver's true gradient is zero almost everywhere; the blackbox
+    gradient is that of a piecewise-affine interpolation of the loss:
+    with ``g = y*(θ) - y``, ``∇ ≈ (y*(θ) - y*(θ - λg)) / λ`` in the
+    maximization form (for a minimizing solver, θ are costs and the same rule
+    applies to ``-θ``).
+
+    Parameters
+    ----------
+    theta : array-like of shape (n, d)
+    y : array-like of shape (n, d)
+    solver : BaseSolver
+    lambda_ : float, default=10.0
+        Interpolation step λ > 0: larger steps see structures further away.
+
+    Returns
+    -------
+    loss : ndarray of shape (n,)
+    grad : ndarray of shape (n, d)
+    """
+    if not (isinstance(lambda_, numbers.Real) and lambda_ > 0 and np.isfinite(lambda_)):
+        raise ValueError(f"lambda_ must be a finite float > 0, got {lambda_!r}.")
+    theta = check_theta(theta, solver)
+    y = check_same_shape(y, theta, "y")
+    y_star = solver._solve_batch(theta)
+    g = y_star - y
+    # Maximization form θ_max = sign·θ: shifted problem θ_max - λg, mapped back.
+    sign = solver._sign
+    y_shifted = solver._solve_batch(theta - sign * lambda_ * g)
+    grad = sign * (y_star - y_shifted) / lambda_
+    return 0.5 * np.einsum("nd,nd->n", g, g), grad

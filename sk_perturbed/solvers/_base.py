@@ -1,0 +1,88 @@
+"""The solver protocol shared by every linear maximization (or minimization) oracle."""
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+
+class BaseSolver(BaseEstimator):
+    """Base class of the combinatorial solvers.
+
+    A solver maps a batch of scores θ of shape (n, d) to a batch of structures
+    y*(θ) of shape (n, d): ``argmax_y <y, θ>`` when ``sense == 'max'``, or
+    ``argmin_y <y, θ>`` when ``sense == 'min'`` (θ is then a cost vector).
+
+    Subclasses declare how one row is solved inside the fused numba kernels by
+    implementing ``_numba_spec`` (a built-in kernel id and its parameters), or
+    solve whole batches in Python by overriding ``_solve_batch``. They derive
+    from :class:`~sklearn.base.BaseEstimator` so that ``get_params`` and
+    ``set_params`` work and nested parameters (``solver__k``) can be searched.
+    """
+
+    #: 'max' for a maximizing oracle, 'min' for a minimizing one.
+    sense = "max"
+
+    def dimension(self):
+        """Length d of θ and of the structures, or None when any d ≥ 1 works."""
+        return None
+
+    @property
+    def _sign(self):
+        # Maps the user's sense to the maximization form used internally.
+        return 1.0 if self.sense == "max" else -1.0
+
+    def _numba_spec(self):
+        """``(solver_id, float_params, int_params)`` for the built-in kernels.
+
+        Returns None when the solver has no built-in numba kernel.
+        """
+        return None
+
+    def _numba_function(self):
+        """A user ``@njit`` function θ (d,) → y (d,) to call inside the kernels, or None."""
+        return None
+
+    def _validate_params(self):
+        """Check the solver's own parameters; raise ``ValueError`` on a bad one."""
+
+    def _check_dimension(self, d):
+        expected = self.dimension()
+        if expected is not None and d != expected:
+            raise ValueError(
+                f"{type(self).__name__} expects θ with {expected} columns "
+                f"(one per element of its structure), got {d}."
+            )
+        if d < self._min_dimension:
+            raise ValueError(
+                f"{type(self).__name__} needs at least {self._min_dimension} "
+                f"column(s) in θ, got {d}."
+            )
+
+    _min_dimension = 1
+
+    def __call__(self, theta):
+        """Solve every row of ``theta``.
+
+        Parameters
+        ----------
+        theta : array-like of shape (n_problems, d)
+            Scores (``sense='max'``) or costs (``sense='min'``), one problem
+            per row. A 1-D array is read as a single problem.
+
+        Returns
+        -------
+        structures : ndarray of shape (n_problems, d)
+            The optimal structure of each row, as float64.
+        """
+        from .._validation import check_theta
+
+        theta = np.asarray(theta)
+        one_row = theta.ndim == 1
+        theta = check_theta(theta[None, :] if one_row else theta, self, name="theta")
+        structures = self._solve_batch(theta)
+        return structures[0] if one_row else structures
+
+    def _solve_batch(self, theta):
+        """Solve a validated float64 C-contiguous batch."""
+        from ._dispatch import solve_batch
+
+        return solve_batch(self, theta)
