@@ -1,3 +1,14 @@
-"""Learning with differentiable perturbed optimizers, for scikit-learn."""
+"""Learning with differentiable perturbed optimizers, for scikit-learn.
+
+Berthet et al., "Learning with Differentiable Perturbed Optimizers",
+NeurIPS 2020: turn a combinatorial solver into a smooth layer by averaging
+its solutions under random perturbations, and train the scores that feed it
+with the Fenchel–Young loss.
+"""
+
+from ._classifier import PerturbedStructuredClassifier
+from ._ranking import PerturbedRankingRegressor
 
 __version__ = "0.1.0.dev0"
+
+__all__ = ["PerturbedRankingRegressor", "PerturbedStructuredClassifier", "__version__"]

@@ -37,3 +37,18 @@ def numba_threads(n_jobs):
         yield
     finally:
         numba.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def training_threads(n_jobs):
+    """Thread budget of a fit or predict: numba kernels in parallel, BLAS serial.
+
+    numba's worker threads spin for a while after each parallel loop; a
+    multi-threaded BLAS call issued meanwhile fights them for the cores and
+    runs tens of times slower. The model's small matrix products gain little
+    from BLAS threads, so they run on one.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with numba_threads(n_jobs), threadpool_limits(limits=1, user_api="blas"):
+        yield

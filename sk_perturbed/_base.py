@@ -1,0 +1,382 @@
+"""Base estimator: validation, the training loop, and prediction.
+
+Subclasses implement the hooks ``_make_solver``, ``_encode_targets``,
+``_decode`` and ``_score_encoded``; everything else (models, losses,
+optimizers, early stopping, warm starts, thread budget) lives here once.
+"""
+
+import numbers
+import warnings
+from abc import ABCMeta, abstractmethod
+
+import numpy as np
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import _models
+from ._loss import LOSSES
+from ._optimizers import AdamOptimizer, SGDOptimizer
+from ._threads import training_threads
+from .perturbed import PERTURBATION_CONSTRAINTS, PerturbedOptimizer, _is_gumbel_argmax
+
+_SEED_MASK = (1 << 63) - 1
+
+
+def _epoch_seed(base_seed, epoch):
+    # Distinct noise per epoch, a pure function of (fit seed, epoch): the
+    # kernels hash it again with each row key, so a simple affine map suffices.
+    return (base_seed * 0x9E3779B1 + epoch + 1) & _SEED_MASK
+
+
+class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
+    """Shared machinery of the perturbed estimators (not for direct use)."""
+
+    _parameter_constraints = {
+        **{k: v for k, v in PERTURBATION_CONSTRAINTS.items()
+           if k not in ("antithetic", "control_variate")},
+        "loss": [StrOptions(set(LOSSES))],
+        "blackbox_lambda": [Interval(numbers.Real, 0, None, closed="neither")],
+        "model": [StrOptions({"linear", "mlp"})],
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(_models.ACTIVATIONS))],
+        "optimizer": [StrOptions({"adam", "sgd"})],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+        "adam_epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"), Options(numbers.Real, {np.inf})],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "shuffle": ["boolean"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    # ----------------------------------------------------------------- hooks
+    @abstractmethod
+    def _make_solver(self, n_outputs):
+        """The fitted solver for structures of width ``n_outputs``."""
+
+    @abstractmethod
+    def _encode_targets(self, Y, reset):
+        """Targets as float structures (n, d); ``reset`` on the first fit."""
+
+    @abstractmethod
+    def _decode(self, theta):
+        """Predictions from raw scores θ."""
+
+    @abstractmethod
+    def _score_encoded(self, X, Y, sample_weight):
+        """Deterministic validation score (higher is better) of raw targets Y."""
+
+    def _validate_targets_for_fit(self, X, Y, reset):
+        """Validate X and Y together (subclasses choose y's accepted shape)."""
+        return validate_data(
+            self, X, Y, reset=reset, multi_output=True, dtype=[np.float64, np.float32],
+            y_numeric=True,
+        )
+
+    # ---------------------------------------------------------------- public
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, Y, sample_weight=None):
+        """Fit the model to data X and targets Y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets; see the estimator's documentation.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        return self._fit(X, Y, sample_weight, incremental=False)
+
+    def partial_fit(self, X, Y, sample_weight=None):
+        """Update the model with one epoch over X and Y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        if not hasattr(self, "coefs_"):
+            self._validate_params()
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: a single epoch has no "
+                "validation history. Set early_stopping=False."
+            )
+        return self._fit(X, Y, sample_weight, incremental=True)
+
+    def predict_scores(self, X):
+        """Raw scores θ = g_w(X) fed to the solver.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        theta : ndarray of shape (n_samples, n_outputs)
+            Scores, or costs for a minimizing solver.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = X.astype(self.coefs_[0].dtype, copy=False)
+        return _models.forward(X, self.coefs_, self.intercepts_, self.activation)[-1]
+
+    def predict_marginals(self, X):
+        """Perturbed maximizer ``y_ε(θ)`` of each row: marginals of the structures.
+
+        Uses a seed fixed at fit time, so repeated calls agree. With Gumbel
+        noise and the argmax solver it is exactly ``softmax(θ/ε)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_eps : ndarray of shape (n_samples, n_outputs)
+        """
+        theta = self.predict_scores(X)
+        po = self._perturbed_optimizer(self.solver_)
+        with training_threads(self.n_jobs):
+            if _is_gumbel_argmax(po):
+                from scipy.special import softmax
+
+                return softmax(theta / self.epsilon, axis=1)
+            return po.estimate(theta, seed=self._predict_seed).y_eps
+
+    def predict(self, X):
+        """Predict with the unperturbed solver: ``y*(g_w(X))``, decoded.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Y_pred : ndarray
+        """
+        theta = self.predict_scores(X)
+        with training_threads(self.n_jobs):
+            return self._decode(theta)
+
+    # --------------------------------------------------------------- helpers
+    def _perturbed_optimizer(self, solver):
+        # Seeds are passed per call (keyed by epoch), never drawn from here.
+        return PerturbedOptimizer(
+            solver, epsilon=self.epsilon, n_samples=self.n_samples, noise=self.noise,
+            perturbation=self.perturbation, backend=self.backend,
+        )
+
+    def _batch_size(self, n):
+        if self.batch_size == "auto":
+            return min(200, n)
+        if self.batch_size > n:
+            warnings.warn(
+                f"Got batch_size={self.batch_size} larger than the number of samples {n}; "
+                "clipping it.",
+                UserWarning,
+            )
+        return min(self.batch_size, n)
+
+    def _initialize(self, n_features, n_outputs, dtype, rng):
+        sizes = _models.layer_sizes(n_features, self._hidden_sizes(), n_outputs, self.model)
+        self.coefs_, self.intercepts_ = _models.init_params(sizes, self.activation, dtype, rng)
+        self.n_layers_ = len(sizes)
+        self.n_outputs_ = n_outputs
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        self._seed = int(rng.randint(np.iinfo(np.int32).max))
+        self._predict_seed = _epoch_seed(self._seed, -1)
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = np.inf
+        params = self.coefs_ + self.intercepts_
+        if self.optimizer == "adam":
+            self._optimizer = AdamOptimizer(
+                params, self.learning_rate_init, self.beta_1, self.beta_2, self.adam_epsilon
+            )
+        else:
+            self._optimizer = SGDOptimizer(
+                params, self.learning_rate_init, self.learning_rate, self.momentum,
+                self.nesterovs_momentum, self.power_t,
+            )
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
+        if self.model == "mlp" and (not sizes or any(
+            not isinstance(s, numbers.Integral) or s < 1 for s in sizes
+        )):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}."
+            )
+        return sizes
+
+    def _make_loss(self):
+        po = self._perturbed_optimizer(self.solver_)
+        if self.loss == "blackbox":
+            return LOSSES["blackbox"](po, self.blackbox_lambda)
+        return LOSSES[self.loss](po)
+
+    def _fit(self, X, Y, sample_weight, incremental):
+        first_call = not (hasattr(self, "coefs_") and (incremental or self.warm_start))
+        X, Y = self._validate_targets_for_fit(X, Y, reset=first_call)
+        if X.shape[0] < 2 and not incremental:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples to fit, got {X.shape[0]}."
+            )
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        targets = self._encode_targets(Y, reset=first_call)
+        n_outputs = targets.shape[1]
+        rng = check_random_state(self.random_state)
+        if first_call:
+            self.solver_ = self._make_solver(n_outputs)
+            self._initialize(X.shape[1], n_outputs, X.dtype, rng)
+        elif n_outputs != self.n_outputs_:
+            raise ValueError(
+                f"Y has {n_outputs} outputs but the model was fitted with {self.n_outputs_}."
+            )
+        else:
+            # A new warm-started fit draws fresh shuffles and noise epochs.
+            rng = np.random.RandomState(_epoch_seed(self._seed, self.n_iter_) % (2**32))
+        X = X.astype(self.coefs_[0].dtype, copy=False)
+        loss = self._make_loss()
+
+        with training_threads(self.n_jobs):
+            if incremental:
+                self._run_epoch(X, targets, sample_weight, np.arange(X.shape[0]), loss, rng)
+                return self
+            self._fit_epochs(X, Y, targets, sample_weight, loss, rng)
+        return self
+
+    def _fit_epochs(self, X, Y, targets, sample_weight, loss, rng):
+        n = X.shape[0]
+        train_idx = np.arange(n)
+        if self.early_stopping:
+            stratify = self._stratify_labels(Y)
+            train_idx, val_idx = train_test_split(
+                train_idx, test_size=self.validation_fraction, random_state=rng,
+                stratify=stratify,
+            )
+            if len(train_idx) < 1 or len(val_idx) < 1:
+                raise ValueError(
+                    f"early_stopping with validation_fraction={self.validation_fraction} leaves "
+                    f"an empty training or validation set for {n} samples."
+                )
+            X_val, Y_val, w_val = X[val_idx], Y[val_idx], sample_weight[val_idx]
+        for _ in range(self.max_iter):
+            self._run_epoch(X, targets, sample_weight, train_idx, loss, rng)
+            if self.early_stopping:
+                score = self._score_encoded(X_val, Y_val, w_val)
+                self.validation_scores_.append(score)
+                if self.verbose:
+                    print(f"Validation score: {score:f}")
+                improved = score > self.best_validation_score_ + self.tol
+                if score > self.best_validation_score_:
+                    self.best_validation_score_ = score
+                    self._best_params = [p.copy() for p in self.coefs_ + self.intercepts_]
+            else:
+                last = self.loss_curve_[-1]
+                improved = last < self.best_loss_ - self.tol
+                self.best_loss_ = min(self.best_loss_, last)
+            self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+            if self._no_improvement_count > self.n_iter_no_change:
+                if self._optimizer.on_plateau(self.verbose):
+                    self._no_improvement_count = 0
+                    continue
+                if self.verbose:
+                    what = "Validation score" if self.early_stopping else "Training loss"
+                    print(f"{what} did not improve more than tol={self.tol} for "
+                          f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                break
+        else:
+            warnings.warn(
+                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
+                "optimization hasn't converged yet.",
+                ConvergenceWarning,
+            )
+        if self.early_stopping and hasattr(self, "_best_params"):
+            # Restore in place: the optimizer holds references to these arrays.
+            for target, best in zip(self.coefs_ + self.intercepts_, self._best_params):
+                target[...] = best
+            del self._best_params
+
+    def _stratify_labels(self, Y):
+        return None
+
+    def _run_epoch(self, X, targets, sample_weight, indices, loss, rng):
+        if self.shuffle:
+            indices = indices[rng.permutation(len(indices))]
+        seed = _epoch_seed(self._seed, self.n_iter_)
+        batch_size = self._batch_size(len(indices))
+        total_loss = 0.0
+        dtype = self.coefs_[0].dtype
+        for batch in gen_batches(len(indices), batch_size):
+            idx = indices[batch]
+            activations = _models.forward(X[idx], self.coefs_, self.intercepts_, self.activation)
+            theta = activations[-1]
+            values, grad = loss.loss_gradient(theta, targets[idx], idx, seed)
+            w = sample_weight[idx]
+            weight_sum = w.sum()
+            if weight_sum <= 0:
+                continue
+            grad = (grad * w[:, None]).astype(dtype, copy=False)
+            coef_grads, intercept_grads = _models.backward(
+                activations, grad, self.coefs_, self.activation, self.alpha, weight_sum
+            )
+            self.t_ += len(idx)
+            self._optimizer.step(coef_grads + intercept_grads, self.t_)
+            total_loss += float(values @ w)
+        total_weight = sample_weight[indices].sum()
+        l2 = 0.5 * self.alpha * sum(float(np.sum(W * W)) for W in self.coefs_)
+        epoch_loss = (total_loss + l2) / max(total_weight, np.finfo(float).tiny)
+        self.n_iter_ += 1
+        if not np.isfinite(epoch_loss) or not all(np.all(np.isfinite(p)) for p in self.coefs_):
+            raise ValueError(
+                f"{type(self).__name__} diverged at epoch {self.n_iter_}: the loss or the "
+                "weights are no longer finite. Lower learning_rate_init, scale X (e.g. "
+                "StandardScaler), or increase alpha."
+            )
+        self.loss_ = epoch_loss
+        self.loss_curve_.append(epoch_loss)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {epoch_loss:.8f}")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags

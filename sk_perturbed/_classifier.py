@@ -1,0 +1,315 @@
+"""PerturbedStructuredClassifier: classes or combinatorial structures from x."""
+
+import numbers
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.metrics import accuracy_score
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d, validate_data
+
+from . import solvers as _solvers
+from ._base import BasePerturbedEstimator
+
+#: Solver names accepted by ``solver=``, mapped to the class in sk_perturbed.solvers.
+SOLVER_NAMES = {
+    "argmax": "Argmax",
+    "topk": "TopK",
+    "ranking": "Ranking",
+    "dag_shortest_path": "DAGShortestPath",
+    "grid_shortest_path": "GridShortestPath",
+    "assignment": "Assignment",
+}
+
+
+def _solver_from_name(name, n_outputs):
+    cls = getattr(_solvers, SOLVER_NAMES[name], None)
+    if cls is None:
+        raise ValueError(f"Solver {name!r} is not available in this installation.")
+    if name == "assignment":
+        n = int(round(np.sqrt(n_outputs)))
+        return cls(n)
+    return cls()
+
+
+def _fitted_on_labels(estimator):
+    # predict_proba exists before fit (so it can be discovered) and after a fit
+    # on class labels, not after a fit on 2-D structures.
+    if hasattr(estimator, "coefs_") and not hasattr(estimator, "classes_"):
+        raise AttributeError("predict_proba is only available after fitting 1-D class labels.")
+    return True
+
+
+class PerturbedStructuredClassifier(ClassifierMixin, BasePerturbedEstimator):
+    """Predict classes or combinatorial structures through a perturbed solver.
+
+    Learns scores θ = g_w(x) (linear or MLP) that a solver turns into a
+    structure, trained end to end with the perturbed Fenchel–Young loss
+    (Berthet et al., 2020). With 1-D class labels and the argmax solver it is
+    a multiclass classifier whose ``predict_proba`` is the probability that
+    each class wins under the noise; with 2-D targets Y of shape (n, d) it
+    predicts structures (paths, matchings, selections, ...).
+
+    Parameters
+    ----------
+    solver : str, solver object or callable, default='argmax'
+        The combinatorial oracle: a name in ``{'argmax', 'topk', 'ranking',
+        'dag_shortest_path', 'grid_shortest_path', 'assignment'}`` (default
+        parameters), an object from :mod:`sk_perturbed.solvers` (its
+        parameters are searchable as ``solver__<name>``), or a Python callable
+        θ (d,) → y (d,) wrapped in :class:`~sk_perturbed.solvers.CallableSolver`.
+        For minimizing solvers (shortest paths, assignment) θ is a cost
+        vector; the sign is handled internally.
+    epsilon : float, default=1.0
+        Noise scale ε.
+    n_samples : int, default=10
+        Perturbations M per sample and step.
+    noise : {'gaussian', 'gumbel'}, default='gaussian'
+        With 'gumbel' and the argmax solver, the FY loss is the logistic loss
+        and ``predict_proba`` is ``softmax(θ/ε)``, both computed exactly.
+    perturbation : {'additive', 'multiplicative'}, default='additive'
+        Use 'multiplicative' for solvers that need non-negative costs.
+    loss, blackbox_lambda, model, hidden_layer_sizes, activation, optimizer, \
+learning_rate, learning_rate_init, power_t, momentum, nesterovs_momentum, \
+beta_1, beta_2, adam_epsilon, alpha, batch_size, max_iter, tol, \
+n_iter_no_change, early_stopping, validation_fraction, shuffle, warm_start, \
+random_state, verbose, n_jobs, backend
+        As in :class:`~sk_perturbed.PerturbedRankingRegressor`. Early
+        stopping monitors accuracy (exact-match ratio for structures).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (1-D targets only).
+    solver_ : BaseSolver
+        The fitted solver.
+    coefs_, intercepts_, n_outputs_, loss_, loss_curve_, best_loss_, \
+validation_scores_, best_validation_score_, n_iter_, t_, n_features_in_, \
+feature_names_in_
+        As in :class:`~sk_perturbed.PerturbedRankingRegressor`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sk_perturbed import PerturbedStructuredClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = PerturbedStructuredClassifier(random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:1]).shape
+    (1, 3)
+    >>> clf.score(X, y) > 0.9
+    True
+    """
+
+    _parameter_constraints = {
+        **BasePerturbedEstimator._parameter_constraints,
+        "solver": [StrOptions(set(SOLVER_NAMES)), HasMethods(["get_params"]), callable],
+    }
+
+    def __init__(
+        self, solver="argmax", *, epsilon=1.0, n_samples=10, noise="gaussian",
+        perturbation="additive", loss="fenchel_young", blackbox_lambda=10.0, model="linear",
+        hidden_layer_sizes=(100,), activation="relu", optimizer="adam",
+        learning_rate="constant", learning_rate_init=0.01, power_t=0.5, momentum=0.9,
+        nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, adam_epsilon=1e-8, alpha=1e-4,
+        batch_size="auto", max_iter=500, tol=1e-4, n_iter_no_change=20,
+        early_stopping=False, validation_fraction=0.1, shuffle=True, warm_start=False,
+        random_state=None, verbose=False, n_jobs=None, backend="auto",
+    ):
+        self.solver = solver
+        self.epsilon = epsilon
+        self.n_samples = n_samples
+        self.noise = noise
+        self.perturbation = perturbation
+        self.loss = loss
+        self.blackbox_lambda = blackbox_lambda
+        self.model = model
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.adam_epsilon = adam_epsilon
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+        self.backend = backend
+
+    # ----------------------------------------------------------------- hooks
+    def _validate_targets_for_fit(self, X, Y, reset):
+        X, Y = validate_data(
+            self, X, Y, reset=reset, multi_output=True, dtype=[np.float64, np.float32],
+        )
+        Y = np.asarray(Y)
+        if Y.ndim == 2 and Y.shape[1] == 1:
+            # A column vector is a 1-D label vector (with scikit-learn's warning).
+            Y = column_or_1d(Y, warn=True)
+        return X, Y
+
+    def _labels_mode(self, Y=None):
+        if Y is not None:
+            return Y.ndim == 1
+        return hasattr(self, "classes_")
+
+    def _make_solver(self, n_outputs):
+        from sklearn.base import clone
+
+        solver = self.solver
+        if isinstance(solver, str):
+            solver = _solver_from_name(solver, n_outputs)
+        elif isinstance(solver, _solvers.BaseSolver):
+            solver = clone(solver)
+        elif callable(solver):
+            solver = _solvers.CallableSolver(solver)
+        else:
+            raise ValueError(f"solver must be a name, a solver object or a callable, got {solver!r}.")
+        solver._validate_params()
+        solver._check_dimension(n_outputs)
+        if self._labels_mode() and solver.sense != "max":
+            raise ValueError(
+                "1-D class labels need a maximizing one-hot solver such as 'argmax'; "
+                f"{type(solver).__name__} minimizes."
+            )
+        return solver
+
+    def _encode_targets(self, Y, reset):
+        if Y.ndim == 1:
+            check_classification_targets(Y)
+            if reset:
+                if hasattr(self, "n_outputs_"):
+                    del self.n_outputs_
+                # partial_fit's `classes` fixes the label set before any data is seen.
+                labels = self.__dict__.pop("_partial_classes", Y)
+                self._label_encoder = LabelEncoder().fit(labels)
+                self.classes_ = self._label_encoder.classes_
+                if len(self.classes_) < 2:
+                    raise ValueError(
+                        "The number of classes has to be greater than one; got 1 class "
+                        f"({self.classes_[0]!r})."
+                    )
+                if not self._is_argmax_like():
+                    raise ValueError(
+                        "1-D class labels need the 'argmax' solver (one-hot structures); "
+                        f"got solver={self.solver!r}. Pass 2-D structures Y to use other solvers."
+                    )
+            elif not hasattr(self, "classes_"):
+                raise ValueError("The model was fitted on 2-D structures; Y must be 2-D too.")
+            unseen = np.setdiff1d(Y, self.classes_)
+            if unseen.size:
+                raise ValueError(f"Y contains labels not seen in the first fit: {unseen!r}.")
+            codes = np.searchsorted(self.classes_, Y)
+            onehot = np.zeros((Y.shape[0], len(self.classes_)))
+            onehot[np.arange(Y.shape[0]), codes] = 1.0
+            return onehot
+        if Y.ndim != 2:
+            raise ValueError(f"Y must be 1-D labels or 2-D structures, got {Y.ndim}-D.")
+        if reset and hasattr(self, "classes_"):
+            del self.classes_
+        if not reset and hasattr(self, "classes_"):
+            raise ValueError("The model was fitted on 1-D labels; Y must be 1-D too.")
+        Y = Y.astype(np.float64)
+        if not np.all(np.isfinite(Y)):
+            raise ValueError("Input Y contains NaN or infinity.")
+        return Y
+
+    def _is_argmax_like(self):
+        s = self.solver
+        if isinstance(s, str):
+            return s == "argmax"
+        if isinstance(s, _solvers.BaseSolver):
+            return isinstance(s, _solvers.Argmax) or type(s).__name__ == "CallableSolver"
+        return callable(s)
+
+    def _decode(self, theta):
+        structures = self.solver_(theta)
+        if hasattr(self, "classes_"):
+            return self.classes_[np.argmax(structures, axis=1)]
+        return np.rint(structures).astype(np.int64)
+
+    def _score_encoded(self, X, Y, sample_weight):
+        return self.score(X, Y, sample_weight)
+
+    def _stratify_labels(self, Y):
+        return Y if Y.ndim == 1 else None
+
+    # ---------------------------------------------------------------- public
+    def partial_fit(self, X, Y, classes=None, sample_weight=None):
+        """Update the model with one epoch over X and Y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples,) or (n_samples, d)
+        classes : array-like of shape (n_classes,), default=None
+            All classes that will ever appear; required on the first call
+            with 1-D labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        if not hasattr(self, "coefs_") and np.ndim(Y) == 1:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            # Fit the label encoder on all classes before the first epoch.
+            self._partial_classes = np.unique(classes)
+        return super().partial_fit(X, Y, sample_weight)
+
+    @available_if(_fitted_on_labels)
+    def predict_proba(self, X):
+        """Probability that each class wins under the noise, ``y_ε(θ)``.
+
+        Only for 1-D class labels with the argmax solver.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        proba = self.predict_marginals(X)
+        # Monte Carlo frequencies are exact multiples of 1/M; clip tiny round-off.
+        return np.clip(proba, 0.0, 1.0)
+
+    def score(self, X, Y, sample_weight=None):
+        """Accuracy (1-D labels) or exact-match ratio of structures (2-D).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples,) or (n_samples, d)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        Y_pred = self.predict(X)
+        Y = np.asarray(Y)
+        if hasattr(self, "classes_"):
+            Y = column_or_1d(Y, warn=True) if Y.ndim == 2 and Y.shape[1] == 1 else Y
+            return accuracy_score(Y, Y_pred, sample_weight=sample_weight)
+        if Y.ndim != 2 or Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"Y must have shape (n_samples, {self.n_outputs_}), got {Y.shape}.")
+        exact = np.all(np.isclose(Y, Y_pred), axis=1)
+        return float(np.average(exact, weights=sample_weight))
+

@@ -1,0 +1,84 @@
+"""Score models θ = g_w(x): linear (no hidden layer) or a multi-layer perceptron.
+
+Parameters are lists ``coefs`` and ``intercepts`` with one entry per layer, as
+in scikit-learn's MLP, so a linear model is the zero-hidden-layer case and both
+share one forward and one backward pass.
+"""
+
+import numpy as np
+from scipy.special import expit
+
+ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+
+
+def _activate(z, activation):
+    """Apply the hidden activation in place and return ``z``."""
+    if activation == "relu":
+        np.maximum(z, 0, out=z)
+    elif activation == "tanh":
+        np.tanh(z, out=z)
+    elif activation == "logistic":
+        expit(z, out=z)
+    return z
+
+
+def _activation_derivative(a, delta, activation):
+    """Multiply ``delta`` in place by f'(z), written in terms of the output a = f(z)."""
+    if activation == "relu":
+        delta[a <= 0] = 0
+    elif activation == "tanh":
+        delta *= 1 - a**2
+    elif activation == "logistic":
+        delta *= a * (1 - a)
+    return delta
+
+
+def layer_sizes(n_features, hidden_layer_sizes, n_outputs, model):
+    """Widths of every layer, input and output included."""
+    hidden = list(hidden_layer_sizes) if model == "mlp" else []
+    return [n_features, *hidden, n_outputs]
+
+
+def init_params(sizes, activation, dtype, rng):
+    """Glorot-uniform weights (the factor for logistic units per Glorot & Bengio) and zero-centred biases."""
+    coefs, intercepts = [], []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        factor = 2.0 if activation == "logistic" else 6.0
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        coefs.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
+        intercepts.append(rng.uniform(-bound, bound, fan_out).astype(dtype))
+    return coefs, intercepts
+
+
+def forward(X, coefs, intercepts, activation):
+    """Activations of every layer; the last one is θ (no output activation)."""
+    activations = [X]
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        z = activations[-1] @ W
+        z += b
+        if i < len(coefs) - 1:
+            _activate(z, activation)
+        activations.append(z)
+    return activations
+
+
+def backward(activations, grad_theta, coefs, activation, alpha, n_total):
+    """Gradients of ``sum(loss) / n_total + alpha/(2 n_total)·‖W‖²`` in the weights.
+
+    ``grad_theta`` is the (already sample-weighted) gradient of the summed
+    batch loss in θ. Dividing by the batch weight happens in the caller via
+    ``n_total`` so that the L2 term keeps scikit-learn's per-sample scaling.
+    """
+    n_layers = len(coefs)
+    coef_grads = [None] * n_layers
+    intercept_grads = [None] * n_layers
+    delta = grad_theta
+    for i in range(n_layers - 1, -1, -1):
+        coef_grads[i] = activations[i].T @ delta
+        coef_grads[i] += alpha * coefs[i]
+        coef_grads[i] /= n_total
+        intercept_grads[i] = delta.sum(axis=0) / n_total
+        if i > 0:
+            delta = delta @ coefs[i].T
+            _activation_derivative(activations[i], delta, activation)
+    return coef_grads, intercept_grads

@@ -1,0 +1,82 @@
+"""First-order optimizers that update a list of parameter arrays in place."""
+
+import numpy as np
+
+
+class SGDOptimizer:
+    """Stochastic gradient descent with (Nesterov) momentum.
+
+    Parameters
+    ----------
+    params : list of ndarray
+        Updated in place.
+    learning_rate_init : float
+    learning_rate : {'constant', 'invscaling', 'adaptive'}
+        'invscaling' decays the step as ``learning_rate_init / t**power_t``
+        with t the number of samples seen; 'adaptive' divides it by 5 when
+        the training stalls (see :meth:`on_plateau`).
+    momentum : float
+    nesterov : bool
+    power_t : float
+    """
+
+    def __init__(self, params, learning_rate_init=0.1, learning_rate="constant",
+                 momentum=0.9, nesterov=True, power_t=0.5):
+        self.params = params
+        self.learning_rate_init = learning_rate_init
+        self.lr = float(learning_rate_init)
+        self.schedule = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.power_t = power_t
+        self.velocities = [np.zeros_like(p) for p in params]
+
+    def step(self, grads, n_seen):
+        """Apply one update; ``n_seen`` is the number of samples seen so far."""
+        if self.schedule == "invscaling":
+            self.lr = self.learning_rate_init / (n_seen + 1) ** self.power_t
+        for p, v, g in zip(self.params, self.velocities, grads):
+            v *= self.momentum
+            v -= self.lr * g
+            if self.nesterov:
+                p += self.momentum * v - self.lr * g
+            else:
+                p += v
+
+    def on_plateau(self, verbose=False):
+        """Shrink the step when training stalls; return False when it is too small to go on."""
+        if self.schedule != "adaptive" or self.lr <= 1e-6:
+            return False
+        self.lr /= 5.0
+        if verbose:
+            print(f"Setting learning rate to {self.lr:f}")
+        return True
+
+
+class AdamOptimizer:
+    """Adam (Kingma & Ba, 2014) with bias-corrected moment estimates."""
+
+    def __init__(self, params, learning_rate_init=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+        self.params = params
+        self.learning_rate_init = learning_rate_init
+        self.lr = float(learning_rate_init)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.t = 0
+        self.first = [np.zeros_like(p) for p in params]
+        self.second = [np.zeros_like(p) for p in params]
+
+    def step(self, grads, n_seen):
+        self.t += 1
+        correction = np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
+        step_size = self.learning_rate_init * correction
+        for p, m, s, g in zip(self.params, self.first, self.second, grads):
+            m *= self.beta_1
+            m += (1 - self.beta_1) * g
+            s *= self.beta_2
+            s += (1 - self.beta_2) * g * g
+            p -= step_size * m / (np.sqrt(s) + self.epsilon)
+
+    def on_plateau(self, verbose=False):
+        return False
