@@ -127,7 +127,7 @@ class PerturbedOptimizer:
     >>> po = PerturbedOptimizer(Ranking(), epsilon=0.5, n_samples=1000, random_state=0)
     >>> soft_ranks = po(np.array([[0.0, 1.0, 3.0]]))
     >>> soft_ranks.round(1)
-    array([[1.2, 1.8, 3. ]])
+    array([[1.1, 1.9, 3. ]])
     >>> float(soft_ranks.sum())
     6.0
     """
