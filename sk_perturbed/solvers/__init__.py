@@ -7,5 +7,21 @@ maximizes scores or minimizes costs.
 
 from ._base import BaseSolver
 from ._basic import Argmax, Ranking, TopK
+from ._callable import CallableSolver
+from ._knapsack import Knapsack
+from ._matching import Assignment
+from ._paths import DAGShortestPath, GridShortestPath
+from ._spanning_tree import SpanningTree
 
-__all__ = ["BaseSolver", "Argmax", "TopK", "Ranking"]
+__all__ = [
+    "BaseSolver",
+    "Argmax",
+    "TopK",
+    "Ranking",
+    "DAGShortestPath",
+    "GridShortestPath",
+    "Assignment",
+    "Knapsack",
+    "SpanningTree",
+    "CallableSolver",
+]

@@ -17,6 +17,15 @@ from numba import types
 from numba.extending import overload
 
 from ._basic import ARGMAX_ID, RANKING_ID, TOPK_ID, argmax_row, ranking_row, topk_row
+from ._knapsack import KNAPSACK_ID, knapsack_row
+from ._matching import ASSIGNMENT_ID, assignment_row
+from ._paths import (
+    DAG_SHORTEST_PATH_ID,
+    GRID_SHORTEST_PATH_ID,
+    dag_shortest_path_row,
+    grid_shortest_path_row,
+)
+from ._spanning_tree import SPANNING_TREE_ID, spanning_tree_row
 
 
 @nb.njit(cache=True)
@@ -28,6 +37,16 @@ def solve_builtin_row(solver_id, float_params, int_params, x, out):
         topk_row(x, float_params, int_params, out)
     elif solver_id == RANKING_ID:
         ranking_row(x, float_params, int_params, out)
+    elif solver_id == DAG_SHORTEST_PATH_ID:
+        dag_shortest_path_row(x, float_params, int_params, out)
+    elif solver_id == GRID_SHORTEST_PATH_ID:
+        grid_shortest_path_row(x, float_params, int_params, out)
+    elif solver_id == ASSIGNMENT_ID:
+        assignment_row(x, float_params, int_params, out)
+    elif solver_id == KNAPSACK_ID:
+        knapsack_row(x, float_params, int_params, out)
+    elif solver_id == SPANNING_TREE_ID:
+        spanning_tree_row(x, float_params, int_params, out)
     else:
         raise ValueError("unknown built-in solver id")
 

@@ -1,0 +1,97 @@
+"""0/1 knapsack with integer weights, by dynamic programming over capacities."""
+
+import math
+
+import numba as nb
+import numpy as np
+
+from ._base import BaseSolver
+from ._utils import check_int, check_integer_array, pack_spec
+
+KNAPSACK_ID = 6
+
+
+@nb.njit(cache=True)
+def knapsack_row(x, float_params, int_params, out):
+    capacity = int_params[0]
+    weights = int_params[1:]
+    d = x.shape[0]
+    # best[j, c]: the best value of items j..d-1 within capacity c. Filling
+    # it from the last item lets the reconstruction walk items in index order.
+    best = np.zeros((d + 1, capacity + 1))
+    for j in range(d - 1, -1, -1):
+        w = weights[j]
+        for c in range(capacity + 1):
+            value = best[j + 1, c]
+            if x[j] > 0.0 and w <= c:
+                value = max(value, x[j] + best[j + 1, c - w])
+            best[j, c] = value
+    out[:] = 0.0
+    c = capacity
+    for j in range(d):
+        w = weights[j]
+        # Take item j whenever taking it is optimal (>=): lower indices win ties.
+        if x[j] > 0.0 and w <= c and x[j] + best[j + 1, c - w] >= best[j + 1, c]:
+            out[j] = 1.0
+            c -= w
+
+
+class Knapsack(BaseSolver):
+    """0/1 knapsack: the most valuable set of items within a weight capacity.
+
+    ``y*(θ) = argmax {θ·y : y ∈ {0, 1}^d, Σ_j w_j y_j ≤ capacity}`` with θ the
+    item values and integer weights. Solved by dynamic programming in
+    O(d · capacity) time and memory per problem (weights and capacity are
+    first divided by the gcd of the weights, and the capacity is capped at
+    the total weight).
+
+    Items of non-positive value are never taken. Ties: among optimal sets
+    of positive-value items, the lexicographically largest indicator vector
+    (lower-index items are preferred).
+
+    Parameters
+    ----------
+    weights : array-like of int of shape (d,)
+        Non-negative integer weight of each item (integral floats such as
+        ``2.0`` are accepted).
+    capacity : int
+        Non-negative integer capacity.
+
+    Attributes
+    ----------
+    sense : str
+        ``'max'``: θ holds item values.
+
+    Examples
+    --------
+    >>> from sk_perturbed.solvers import Knapsack
+    >>> solver = Knapsack(weights=[3, 4, 2, 5], capacity=7)
+    >>> solver([[4.0, 5.0, 3.0, 7.0]])
+    array([[0., 0., 1., 1.]])
+    """
+
+    def __init__(self, weights, capacity):
+        self.weights = weights
+        self.capacity = capacity
+
+    def _checked_params(self):
+        name = type(self).__name__
+        weights = check_integer_array(self.weights, "weights", name, min_value=0)
+        if weights.size == 0:
+            raise ValueError(f"{name}: weights must contain at least one item.")
+        capacity = check_int(self.capacity, "capacity", name, min_value=0)
+        return weights, capacity
+
+    def _validate_params(self):
+        self._checked_params()
+
+    def dimension(self):
+        """Number of items d = len(weights)."""
+        return self._checked_params()[0].size
+
+    def _numba_spec(self):
+        weights, capacity = self._checked_params()
+        # Common factors and capacity beyond the total weight only cost time.
+        g = math.gcd(*weights.tolist()) or 1
+        weights, capacity = weights // g, min(capacity // g, int(weights.sum()) // g)
+        return pack_spec(KNAPSACK_ID, int_params=np.concatenate([[capacity], weights]))

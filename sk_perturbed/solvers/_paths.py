@@ -1,0 +1,338 @@
+"""Shortest paths on grids: arc-weighted (DAG) and cell-weighted (Dijkstra).
+
+Both solvers minimize costs and share one tie rule: the path is traced back
+from the target, stepping at each node to the lowest-index neighbour that
+lies on a shortest path. Among equal-cost paths the one returned is
+therefore the one whose node sequence, read from the target backwards, is
+lexicographically smallest (for Dijkstra this holds when costs are
+positive; zero-cost cells still give a deterministic answer).
+"""
+
+import numba as nb
+import numpy as np
+
+from ._base import BaseSolver
+from ._utils import check_grid_shape, check_int, pack_spec
+
+DAG_SHORTEST_PATH_ID = 3
+GRID_SHORTEST_PATH_ID = 4
+
+NEGATIVE_COST_MESSAGE = (
+    "GridShortestPath: Dijkstra needs non-negative cell costs, got a negative cost. "
+    "Additive noise makes costs negative: use PerturbedOptimizer(..., "
+    "perturbation='multiplicative'), which keeps positive costs positive."
+)
+
+
+def _grid_n_arcs(rows, cols):
+    return rows * (cols - 1) + (rows - 1) * cols
+
+
+@nb.njit(inline="always", cache=True)
+def _right_arc(r, c, cols):
+    # Each grid row owns cols - 1 horizontal arcs followed by cols vertical ones.
+    return r * (2 * cols - 1) + c
+
+
+@nb.njit(inline="always", cache=True)
+def _down_arc(r, c, cols):
+    return r * (2 * cols - 1) + cols - 1 + c
+
+
+@nb.njit(cache=True)
+def dag_shortest_path_row(x, float_params, int_params, out):
+    rows, cols = int_params[0], int_params[1]
+    n = rows * cols
+    # Row-major order is topological since arcs only go right or down.
+    dist = np.empty(n)
+    dist[0] = 0.0
+    for v in range(1, n):
+        r, c = v // cols, v % cols
+        best = np.inf
+        if r > 0:
+            best = dist[v - cols] + x[_down_arc(r - 1, c, cols)]
+        if c > 0:
+            best = min(best, dist[v - 1] + x[_right_arc(r, c - 1, cols)])
+        dist[v] = best
+    out[:] = 0.0
+    v = n - 1
+    while v > 0:
+        r, c = v // cols, v % cols
+        # The node above has the lower index: take it whenever it is on a
+        # shortest path. dist[v] is one of these very sums, so == is exact.
+        if r > 0 and (c == 0 or dist[v - cols] + x[_down_arc(r - 1, c, cols)] == dist[v]):
+            out[_down_arc(r - 1, c, cols)] = 1.0
+            v -= cols
+        else:
+            out[_right_arc(r, c - 1, cols)] = 1.0
+            v -= 1
+
+
+@nb.njit(inline="always", cache=True)
+def _heap_less(keys, nodes, i, j):
+    # Order by (distance, cell index) so pops are deterministic on ties.
+    return keys[i] < keys[j] or (keys[i] == keys[j] and nodes[i] < nodes[j])
+
+
+@nb.njit(inline="always", cache=True)
+def _heap_swap(keys, nodes, i, j):
+    keys[i], keys[j] = keys[j], keys[i]
+    nodes[i], nodes[j] = nodes[j], nodes[i]
+
+
+@nb.njit(cache=True)
+def _heap_push(keys, nodes, size, key, node):
+    keys[size] = key
+    nodes[size] = node
+    i = size
+    while i > 0:
+        parent = (i - 1) // 2
+        if not _heap_less(keys, nodes, i, parent):
+            break
+        _heap_swap(keys, nodes, i, parent)
+        i = parent
+    return size + 1
+
+
+@nb.njit(cache=True)
+def _heap_pop(keys, nodes, size):
+    """Remove the smallest entry; returns ``(key, node, new_size)``."""
+    key, node = keys[0], nodes[0]
+    size -= 1
+    keys[0], nodes[0] = keys[size], nodes[size]
+    i = 0
+    while True:
+        smallest = i
+        for child in (2 * i + 1, 2 * i + 2):
+            if child < size and _heap_less(keys, nodes, child, smallest):
+                smallest = child
+        if smallest == i:
+            break
+        _heap_swap(keys, nodes, i, smallest)
+        i = smallest
+    return key, node, size
+
+
+@nb.njit(inline="always", cache=True)
+def _is_neighbour_step(dr, dc, diagonal):
+    return (dr != 0 or dc != 0) and (diagonal or dr == 0 or dc == 0)
+
+
+@nb.njit(cache=True)
+def grid_shortest_path_row(x, float_params, int_params, out):
+    rows, cols, diagonal = int_params[0], int_params[1], int_params[2] == 8
+    n = rows * cols
+    for j in range(n):
+        if x[j] < 0.0:
+            # Exceptions raised inside numba's parallel loops can be lost or
+            # garbled, so an invalid row is flagged with NaN for the caller.
+            out[:] = np.nan
+            return
+    dist = np.full(n, np.inf)
+    # Rank in which each cell was settled (-1: not yet); it orders the
+    # shortest-path predecessors so that the trace back cannot cycle
+    # through zero-cost cells.
+    settled = np.full(n, -1, dtype=np.int64)
+    # Lazy deletion: a cell is pushed once per improvement, at most once per
+    # arc, so 8 n + 1 entries always suffice.
+    keys = np.empty(8 * n + 1)
+    nodes = np.empty(8 * n + 1, dtype=np.int64)
+    dist[0] = x[0]
+    size = _heap_push(keys, nodes, 0, x[0], 0)
+    rank = 0
+    while size > 0:
+        d, u, size = _heap_pop(keys, nodes, size)
+        if settled[u] >= 0:
+            continue
+        settled[u] = rank
+        rank += 1
+        if u == n - 1:
+            break
+        ur, uc = u // cols, u % cols
+        for dr in range(-1, 2):
+            for dc in range(-1, 2):
+                r, c = ur + dr, uc + dc
+                if 0 <= r < rows and 0 <= c < cols and _is_neighbour_step(dr, dc, diagonal):
+                    v = r * cols + c
+                    candidate = d + x[v]
+                    if settled[v] < 0 and candidate < dist[v]:
+                        dist[v] = candidate
+                        size = _heap_push(keys, nodes, size, candidate, v)
+    out[:] = 0.0
+    v = n - 1
+    out[v] = 1.0
+    while v != 0:
+        vr, vc = v // cols, v % cols
+        previous = -1
+        # Neighbours in increasing index order; the first on a shortest path wins.
+        for dr in range(-1, 2):
+            for dc in range(-1, 2):
+                r, c = vr + dr, vc + dc
+                if (
+                    previous < 0
+                    and 0 <= r < rows
+                    and 0 <= c < cols
+                    and _is_neighbour_step(dr, dc, diagonal)
+                ):
+                    u = r * cols + c
+                    if 0 <= settled[u] < settled[v] and dist[u] + x[v] == dist[v]:
+                        previous = u
+        v = previous
+        out[v] = 1.0
+
+
+class DAGShortestPath(BaseSolver):
+    """Shortest path on a grid graph whose arcs go right or down.
+
+    Nodes are the cells of a ``rows × cols`` grid, numbered row-major; each
+    node has an arc to its right and to its lower neighbour. The path runs
+    from the top-left node to the bottom-right node, θ holds the arc costs
+    and the structure is the 0/1 indicator of the arcs on the path (it has
+    ``rows + cols - 2`` ones). Solved by dynamic programming in topological
+    order in O(d), so costs of any sign are allowed.
+
+    Arcs are ordered as in PyEPO's shortest-path model: for each grid row,
+    its horizontal arcs from left to right, then (except for the last row)
+    its vertical arcs from left to right. A 5×5 grid has 40 arcs;
+    :meth:`arcs` lists them.
+
+    Ties: among paths of equal cost, the one whose node sequence read from
+    the target backwards is lexicographically smallest, i.e. tracing back
+    from the target, step up whenever the node above is on a shortest path.
+    With all costs equal the path runs right along the top row, then down.
+
+    Parameters
+    ----------
+    grid : tuple of int, default=(5, 5)
+        ``(rows, cols)`` of the grid, at least two nodes.
+
+    Attributes
+    ----------
+    sense : str
+        ``'min'``: θ is a cost vector.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_perturbed.solvers import DAGShortestPath
+    >>> solver = DAGShortestPath(grid=(2, 3))
+    >>> solver.arcs()
+    array([[0, 1],
+           [1, 2],
+           [0, 3],
+           [1, 4],
+           [2, 5],
+           [3, 4],
+           [4, 5]])
+    >>> solver([[1.0, 1.0, 5.0, 0.5, 5.0, 9.0, 1.0]])
+    array([[1., 0., 0., 1., 0., 0., 1.]])
+    """
+
+    sense = "min"
+
+    def __init__(self, grid=(5, 5)):
+        self.grid = grid
+
+    def _validate_params(self):
+        check_grid_shape(self.grid, "grid", type(self).__name__)
+
+    def dimension(self):
+        """Number of arcs d = rows·(cols − 1) + (rows − 1)·cols."""
+        return _grid_n_arcs(*check_grid_shape(self.grid, "grid", type(self).__name__))
+
+    def arcs(self):
+        """Arcs as an (d, 2) int array of (tail, head) node indices, in θ's order.
+
+        Node ``(r, c)`` has index ``r * cols + c``.
+        """
+        rows, cols = check_grid_shape(self.grid, "grid", type(self).__name__)
+        arcs = []
+        for r in range(rows):
+            arcs.extend((r * cols + c, r * cols + c + 1) for c in range(cols - 1))
+            if r < rows - 1:
+                arcs.extend((r * cols + c, (r + 1) * cols + c) for c in range(cols))
+        return np.array(arcs, dtype=np.int64).reshape(-1, 2)
+
+    def _numba_spec(self):
+        rows, cols = check_grid_shape(self.grid, "grid", type(self).__name__)
+        return pack_spec(DAG_SHORTEST_PATH_ID, int_params=(rows, cols))
+
+
+class GridShortestPath(BaseSolver):
+    """Shortest path over the cells of a grid map (vertex costs), by Dijkstra.
+
+    The path moves between neighbouring cells (4 or 8 neighbourhood) from
+    the top-left cell to the bottom-right cell; its cost is the sum of the
+    costs of the cells it visits, both endpoints included. θ holds the cell
+    costs in row-major order and the structure is the 0/1 mask of the
+    visited cells. This is the Warcraft shortest-path task of Vlastelica et
+    al. (2019) used by Berthet et al. (2020) on 12×12 maps.
+
+    Dijkstra's algorithm (binary heap, stops when the target is settled)
+    needs **non-negative costs**: a negative cost raises ``ValueError``.
+    Beware that additive Gaussian perturbations ``θ + εZ`` make costs
+    negative; inside :class:`~sk_perturbed.perturbed.PerturbedOptimizer` use
+    ``perturbation='multiplicative'`` (``θ ⊙ exp(εZ − ε²/2)``), which keeps
+    positive costs positive. Inside the fused numba kernels, where raising
+    is unreliable, a row with a negative cost yields a structure of NaN.
+
+    Ties: among paths of equal cost, the trace back from the target steps
+    to the lowest-index neighbour on a shortest path. With positive costs
+    this returns the path whose cell sequence read backwards is
+    lexicographically smallest.
+
+    Parameters
+    ----------
+    shape : tuple of int, default=(12, 12)
+        ``(rows, cols)`` of the map, at least two cells.
+    neighborhood : {4, 8}, default=8
+        4: moves up, down, left, right; 8: diagonal moves too.
+
+    Attributes
+    ----------
+    sense : str
+        ``'min'``: θ is a cost vector.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_perturbed.solvers import GridShortestPath
+    >>> costs = np.array([[1.0, 9.0, 9.0],
+    ...                   [9.0, 1.0, 9.0],
+    ...                   [9.0, 9.0, 1.0]])
+    >>> GridShortestPath(shape=(3, 3))(costs.ravel()).reshape(3, 3)
+    array([[1., 0., 0.],
+           [0., 1., 0.],
+           [0., 0., 1.]])
+    >>> GridShortestPath(shape=(3, 3), neighborhood=4)(costs.ravel()).reshape(3, 3)
+    array([[1., 1., 0.],
+           [0., 1., 1.],
+           [0., 0., 1.]])
+    """
+
+    sense = "min"
+
+    def __init__(self, shape=(12, 12), neighborhood=8):
+        self.shape = shape
+        self.neighborhood = neighborhood
+
+    def _validate_params(self):
+        name = type(self).__name__
+        check_grid_shape(self.shape, "shape", name)
+        if check_int(self.neighborhood, "neighborhood", name) not in (4, 8):
+            raise ValueError(f"{name}: neighborhood must be 4 or 8, got {self.neighborhood!r}.")
+
+    def dimension(self):
+        """Number of cells d = rows·cols."""
+        rows, cols = check_grid_shape(self.shape, "shape", type(self).__name__)
+        return rows * cols
+
+    def _solve_batch(self, theta):
+        if np.any(theta < 0):
+            raise ValueError(NEGATIVE_COST_MESSAGE)
+        return super()._solve_batch(theta)
+
+    def _numba_spec(self):
+        self._validate_params()
+        rows, cols = self.shape
+        return pack_spec(GRID_SHORTEST_PATH_ID, int_params=(rows, cols, self.neighborhood))
