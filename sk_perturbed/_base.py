@@ -19,9 +19,10 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _models
 from ._loss import LOSSES
+from ._noise import content_row_keys
 from ._optimizers import AdamOptimizer, SGDOptimizer
 from ._threads import training_threads
-from .perturbed import PERTURBATION_CONSTRAINTS, PerturbedOptimizer, _is_gumbel_argmax
+from .perturbed import PERTURBATION_CONSTRAINTS, PerturbedOptimizer, exact_marginals
 
 _SEED_MASK = (1 << 63) - 1
 
@@ -90,13 +91,13 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
 
     # ---------------------------------------------------------------- public
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, Y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data X and targets Y.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        Y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets; see the estimator's documentation.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights of the loss.
@@ -106,15 +107,15 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         self : object
             Fitted estimator.
         """
-        return self._fit(X, Y, sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X, Y, sample_weight=None):
+    def partial_fit(self, X, y, sample_weight=None):
         """Update the model with one epoch over X and Y.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        Y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
@@ -128,7 +129,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
                 "partial_fit does not support early_stopping=True: a single epoch has no "
                 "validation history. Set early_stopping=False."
             )
-        return self._fit(X, Y, sample_weight, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict_scores(self, X):
         """Raw scores θ = g_w(X) fed to the solver.
@@ -150,8 +151,10 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
     def predict_marginals(self, X):
         """Perturbed maximizer ``y_ε(θ)`` of each row: marginals of the structures.
 
-        Uses a seed fixed at fit time, so repeated calls agree. With Gumbel
-        noise and the argmax solver it is exactly ``softmax(θ/ε)``.
+        Uses a seed fixed at fit time and keys the noise by each sample's
+        content, so repeated calls, subsets and reorderings agree. For the
+        argmax solver with additive noise it is computed without Monte Carlo
+        error (``softmax(θ/ε)`` for Gumbel noise, quadrature for Gaussian).
 
         Parameters
         ----------
@@ -161,14 +164,17 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         -------
         y_eps : ndarray of shape (n_samples, n_outputs)
         """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         theta = self.predict_scores(X)
         po = self._perturbed_optimizer(self.solver_)
+        exact = exact_marginals(po, theta)
+        if exact is not None:
+            return exact.astype(theta.dtype, copy=False)
+        # Noise keyed by the content of each sample: a row's estimate does not
+        # depend on which other rows share the batch, or their order.
         with training_threads(self.n_jobs):
-            if _is_gumbel_argmax(po):
-                from scipy.special import softmax
-
-                return softmax(theta / self.epsilon, axis=1)
-            return po.estimate(theta, seed=self._predict_seed).y_eps
+            return po.estimate(theta, row_keys=content_row_keys(X), seed=self._predict_seed).y_eps
 
     def predict(self, X):
         """Predict with the unperturbed solver: ``y*(g_w(X))``, decoded.
@@ -256,7 +262,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         X, Y = self._validate_targets_for_fit(X, Y, reset=first_call)
         if X.shape[0] < 2 and not incremental:
             raise ValueError(
-                f"{type(self).__name__} needs at least 2 samples to fit, got {X.shape[0]}."
+                f"{type(self).__name__} needs at least 2 samples to fit, got n_samples = "
+                f"{X.shape[0]}."
             )
         sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
         targets = self._encode_targets(Y, reset=first_call)

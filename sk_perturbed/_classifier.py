@@ -249,13 +249,13 @@ feature_names_in_
         return Y if Y.ndim == 1 else None
 
     # ---------------------------------------------------------------- public
-    def partial_fit(self, X, Y, classes=None, sample_weight=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Update the model with one epoch over X and Y.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        Y : array-like of shape (n_samples,) or (n_samples, d)
+        y : array-like of shape (n_samples,) or (n_samples, d)
         classes : array-like of shape (n_classes,), default=None
             All classes that will ever appear; required on the first call
             with 1-D labels.
@@ -265,12 +265,12 @@ feature_names_in_
         -------
         self : object
         """
-        if not hasattr(self, "coefs_") and np.ndim(Y) == 1:
+        if not hasattr(self, "coefs_") and np.ndim(y) == 1:
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             # Fit the label encoder on all classes before the first epoch.
             self._partial_classes = np.unique(classes)
-        return super().partial_fit(X, Y, sample_weight)
+        return super().partial_fit(X, y, sample_weight)
 
     @available_if(_fitted_on_labels)
     def predict_proba(self, X):
@@ -290,13 +290,13 @@ feature_names_in_
         # Monte Carlo frequencies are exact multiples of 1/M; clip tiny round-off.
         return np.clip(proba, 0.0, 1.0)
 
-    def score(self, X, Y, sample_weight=None):
+    def score(self, X, y, sample_weight=None):
         """Accuracy (1-D labels) or exact-match ratio of structures (2-D).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        Y : array-like of shape (n_samples,) or (n_samples, d)
+        y : array-like of shape (n_samples,) or (n_samples, d)
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
@@ -304,7 +304,7 @@ feature_names_in_
         score : float
         """
         Y_pred = self.predict(X)
-        Y = np.asarray(Y)
+        Y = np.asarray(y)
         if hasattr(self, "classes_"):
             Y = column_or_1d(Y, warn=True) if Y.ndim == 2 and Y.shape[1] == 1 else Y
             return accuracy_score(Y, Y_pred, sample_weight=sample_weight)

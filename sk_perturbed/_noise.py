@@ -177,6 +177,22 @@ def sample_noise(seed, row_keys, n_samples, d, noise="gaussian", antithetic=Fals
     )
 
 
+def content_row_keys(a):
+    """Noise keys computed from the bytes of each row (FNV-1a over 64-bit words).
+
+    Keying prediction noise by content makes a row's estimate independent of
+    its position in the batch, so predictions are invariant to subsets and
+    to the order of samples.
+    """
+    words = np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
+    keys = np.full(words.shape[0], 0xCBF29CE484222325, dtype=np.uint64)
+    prime = np.uint64(0x100000001B3)
+    for j in range(words.shape[1]):
+        keys ^= words[:, j]
+        keys *= prime
+    return (keys >> np.uint64(1)).astype(np.int64)
+
+
 def grad_nu_numpy(z, noise):
     """Vectorized ∇ν for NumPy (or CuPy) arrays."""
     if noise == "gaussian":

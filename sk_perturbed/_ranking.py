@@ -1,5 +1,7 @@
 """PerturbedRankingRegressor: learn scores whose ranking matches the targets."""
 
+import warnings
+
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.base import RegressorMixin
@@ -151,9 +153,15 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
                 "PerturbedRankingRegressor needs Y of shape (n_samples, n_items) with one "
                 f"relevance score per item; got a {Y.ndim}-D array."
             )
-        if Y.shape[1] < 2:
-            raise ValueError(
-                f"A ranking needs at least 2 items; Y has {Y.shape[1]} column(s)."
+        if reset and Y.shape[1] == 1:
+            # scikit-learn's common checks fit multi-output regressors on one
+            # column, so this is a warning, not an error: the fit is exact but
+            # empty (the only ranking of one item is [1]).
+            warnings.warn(
+                "Y has a single item: its only ranking is [1], so there is nothing to "
+                "learn; predict returns rank 1 and score is 0. Pass Y of shape "
+                "(n_samples, n_items) with n_items >= 2.",
+                UserWarning,
             )
         if not reset and Y.shape[1] != self.n_outputs_:
             raise ValueError(
@@ -196,13 +204,13 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
         """
         return super().predict_marginals(X)
 
-    def score(self, X, Y, sample_weight=None):
+    def score(self, X, y, sample_weight=None):
         """Mean Spearman correlation between predicted and true rankings.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        Y : array-like of shape (n_samples, n_items)
+        y : array-like of shape (n_samples, n_items)
             True relevance scores or ranks (higher = better).
         sample_weight : array-like of shape (n_samples,), default=None
 
@@ -211,15 +219,19 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
         score : float
         """
         Y_pred = self.predict(X)
-        Y = np.asarray(Y)
+        Y = np.asarray(y)
         if Y.ndim != 2 or Y.shape[1] != self.n_outputs_:
             raise ValueError(
                 f"Y must have shape (n_samples, {self.n_outputs_}), got {Y.shape}."
             )
+        if self.n_outputs_ == 1:
+            return 0.0  # one item: no order to agree on (fit warned about it)
         return spearman_score(Y, Y_pred, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = False
+        # The common checks score a ranker on one-column regression targets.
+        tags.regressor_tags.poor_score = True
         return tags

@@ -97,7 +97,10 @@ class PerturbedOptimizer:
         Reduces the variance of the estimates for the same M.
     control_variate : bool, default=True
         Subtract a leave-one-out baseline from ``<y*(θ̃), v>`` in the VJP
-        estimator; unbiased, and far lower variance when M > 1.
+        estimator; unbiased, and far lower variance when M > 1. Ignored with
+        ``antithetic=True``: a pair's partner is not independent of it (the
+        baseline would bias the VJP by M/(M-1)), and the pair (Z, -Z) already
+        cancels any constant baseline.
     random_state : int, RandomState instance or None, default=None
         With an int, every call draws the same noise for the same row key
         (common random numbers), so calls are reproducible. With None or a
@@ -337,7 +340,7 @@ def _estimate_numpy(
     if v is not None:
         scores = np.einsum("nmd,nd->nm", y, v)
         g = grad_nu_numpy(z, noise)
-        if control_variate and n_samples > 1:
+        if control_variate and not antithetic and n_samples > 1:
             vjp = np.einsum("nm,nmd->nd", scores - scores.mean(axis=1, keepdims=True), g)
             vjp /= n_samples - 1
         else:
@@ -350,6 +353,38 @@ def _is_gumbel_argmax(po):
     return (
         type(po.solver) is Argmax and po.noise == "gumbel" and po.perturbation == "additive"
     )
+
+
+_HERMITE_NODES = 80
+_MAX_EXACT_ARGMAX_D = 256
+
+
+def exact_marginals(po, theta):
+    """``y_ε(θ)`` without Monte Carlo error where a closed form exists, else None.
+
+    For :class:`Argmax` with additive noise: Gumbel gives ``softmax(θ/ε)``;
+    Gaussian gives ``P(i wins) = E_z[Π_{j≠i} Φ((θ_i - θ_j)/ε + z)]``, a 1-D
+    integral computed by Gauss–Hermite quadrature (for d ≤ 256). Both are
+    monotone in θ, so their argmax is the argmax of θ.
+    """
+    if type(po.solver) is not Argmax or po.perturbation != "additive":
+        return None
+    theta = np.asarray(theta, dtype=np.float64)
+    if po.noise == "gumbel":
+        return softmax(theta / po.epsilon, axis=1)
+    if theta.shape[1] > _MAX_EXACT_ARGMAX_D:
+        return None
+    from scipy.special import log_ndtr
+
+    nodes, weights = np.polynomial.hermite.hermgauss(_HERMITE_NODES)
+    z = np.sqrt(2.0) * nodes  # E over z ~ N(0, 1)
+    scaled = theta / po.epsilon
+    out = np.empty_like(theta)
+    for i in range(theta.shape[1]):
+        gaps = scaled[:, i : i + 1] - scaled  # (n, d); the j = i column is 0
+        log_terms = log_ndtr(gaps[:, :, None] + z) .sum(axis=1) - log_ndtr(z)
+        out[:, i] = np.exp(log_terms) @ weights / np.sqrt(np.pi)
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def fenchel_young_loss(theta, y, po, *, row_keys=None, seed=None):

@@ -109,7 +109,5 @@ class Ranking(BaseSolver):
     array([[2., 1., 3.]])
     """
 
-    _min_dimension = 2
-
     def _numba_spec(self):
         return RANKING_ID, np.zeros(0), np.zeros(0, dtype=np.int64)

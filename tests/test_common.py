@@ -1,0 +1,42 @@
+"""scikit-learn's estimator checks, and the library's own common checks."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sk_perturbed import PerturbedRankingRegressor, PerturbedStructuredClassifier
+from sk_perturbed.solvers import Argmax
+
+# sklearn lists these failures for its own SGD-trained estimators too: a
+# stochastic optimizer does not make weight 2 equal to a repeated sample.
+SAMPLE_WEIGHT_REASON = (
+    "sample_weight is not equivalent to removing/repeating samples for a "
+    "stochastic-gradient fit (as for sklearn's SGD estimators)."
+)
+
+
+def _expected_failed_checks(estimator):
+    # Only Monte Carlo gradients break the equivalence: with Gumbel noise and
+    # argmax the loss is exact, and the checks' one-column ranking targets
+    # leave nothing to learn, so those estimators pass it (strict xfail).
+    if isinstance(estimator, PerturbedStructuredClassifier) and estimator.noise == "gaussian":
+        return {"check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON}
+    return {}
+
+
+FAST = dict(max_iter=30, random_state=0)
+ESTIMATORS = [
+    PerturbedRankingRegressor(**FAST),
+    PerturbedRankingRegressor(model="mlp", hidden_layer_sizes=(8,), **FAST),
+    PerturbedStructuredClassifier(**FAST),
+    PerturbedStructuredClassifier(model="mlp", hidden_layer_sizes=(8,), **FAST),
+    PerturbedStructuredClassifier(solver=Argmax(), noise="gumbel", **FAST),
+    PerturbedStructuredClassifier(solver="argmax", loss="perturbed_squared", **FAST),
+]
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
