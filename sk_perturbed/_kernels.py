@@ -98,8 +98,10 @@ def perturbed_kernel(
                 grad_opt[i, j] *= inv_m
         opt_value[i] = value * inv_m
         if want_vjp:
-            if control_variate and n_samples > 1:
-                # Leave-one-out baseline: unbiased since E[∇ν(Z)] = 0.
+            if control_variate and not antithetic and n_samples > 1:
+                # Leave-one-out baseline: unbiased since E[∇ν(Z)] = 0 and the
+                # other samples are independent of this one. Antithetic pairs
+                # break that independence and already cancel any baseline.
                 mean_score = sum_score * inv_m
                 for j in range(d):
                     vjp[i, j] = (vjp[i, j] - mean_score * sum_grad_nu[j]) / (n_samples - 1)

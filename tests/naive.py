@@ -125,8 +125,9 @@ def perturbed_reference(
         expected_max_grad[i] = sum(grads) / n_samples
         if v is None:
             continue
-        if control_variate and n_samples > 1:
-            # Leave-one-out baseline: the mean score of the other samples.
+        if control_variate and not antithetic and n_samples > 1:
+            # Leave-one-out baseline: the mean score of the other samples
+            # (only valid when they are independent of this one).
             total = sum(scores)
             terms = [
                 (scores[m] - (total - scores[m]) / (n_samples - 1)) * nus[m]
