@@ -13,54 +13,68 @@ ASSIGNMENT_ID = 5
 def assignment_row(x, float_params, int_params, out):
     # Shortest augmenting paths with dual potentials (Jonker–Volgenant /
     # Hungarian, O(n³)): rows enter one at a time; each entry runs a
-    # Dijkstra over columns on reduced costs cost[i, j] - u[i] - v[j] >= 0
-    # and flips the alternating path to the first free column it reaches.
+    # Dijkstra over columns on the reduced costs x[i, j] - u[i] - v[j] >= 0
+    # up to the first free column, then flips the alternating path.
     n = int_params[0]
-    # Column n is a virtual start column holding the row being inserted.
-    row_of = np.full(n + 1, -1, dtype=np.int64)
     u = np.zeros(n)
-    v = np.zeros(n + 1)
-    min_reduced = np.empty(n + 1)
-    came_from = np.empty(n + 1, dtype=np.int64)
-    visited = np.empty(n + 1, dtype=np.bool_)
-    for i in range(n):
-        row_of[n] = i
-        col = n
-        min_reduced[:] = np.inf
-        visited[:] = False
+    v = np.zeros(n)
+    col_of = np.full(n, -1, dtype=np.int64)
+    row_of = np.full(n, -1, dtype=np.int64)
+    distance = np.empty(n)  # shortest reduced path cost to each column
+    came_from = np.empty(n, dtype=np.int64)  # row from which a column is reached
+    remaining = np.empty(n, dtype=np.int64)  # columns not yet reached, unordered
+    row_seen = np.empty(n, dtype=np.bool_)
+    col_seen = np.empty(n, dtype=np.bool_)
+    for start in range(n):
+        distance[:] = np.inf
+        row_seen[:] = False
+        col_seen[:] = False
+        for j in range(n):
+            remaining[j] = j
+        n_remaining = n
+        reached = 0.0
+        i = start
+        sink = -1
+        while sink < 0:
+            row_seen[i] = True
+            best, best_k = np.inf, -1
+            for k in range(n_remaining):
+                j = remaining[k]
+                cost = reached + x[i * n + j] - u[i] - v[j]
+                if cost < distance[j]:
+                    distance[j] = cost
+                    came_from[j] = i
+                # Among equal costs a free column ends the search sooner.
+                if distance[j] < best or (distance[j] == best and row_of[j] < 0):
+                    best, best_k = distance[j], k
+            reached = best
+            j = remaining[best_k]
+            col_seen[j] = True
+            n_remaining -= 1
+            remaining[best_k] = remaining[n_remaining]
+            if row_of[j] < 0:
+                sink = j
+            else:
+                i = row_of[j]
+        # Potentials: keep reduced costs >= 0 and 0 on the matched pairs.
+        u[start] += reached
+        for i in range(n):
+            if row_seen[i] and i != start:
+                u[i] += reached - distance[col_of[i]]
+        for j in range(n):
+            if col_seen[j]:
+                v[j] -= reached - distance[j]
+        # Augment along the path back to the entering row.
+        j = sink
         while True:
-            visited[col] = True
-            row = row_of[col]
-            delta = np.inf
-            next_col = -1
-            for j in range(n):
-                if not visited[j]:
-                    reduced = x[row * n + j] - u[row] - v[j]
-                    if reduced < min_reduced[j]:
-                        min_reduced[j] = reduced
-                        came_from[j] = col
-                    # Strict <: the lowest column index wins ties.
-                    if min_reduced[j] < delta:
-                        delta = min_reduced[j]
-                        next_col = j
-            # Shift the potentials so the reached tree keeps zero reduced cost.
-            for j in range(n + 1):
-                if visited[j]:
-                    u[row_of[j]] += delta
-                    v[j] -= delta
-                else:
-                    min_reduced[j] -= delta
-            col = next_col
-            if row_of[col] < 0:
+            i = came_from[j]
+            row_of[j] = i
+            j, col_of[i] = col_of[i], j
+            if i == start:
                 break
-        # Augment: shift the assignment along the path back to the start.
-        while col != n:
-            previous = came_from[col]
-            row_of[col] = row_of[previous]
-            col = previous
     out[:] = 0.0
-    for j in range(n):
-        out[row_of[j] * n + j] = 1.0
+    for i in range(n):
+        out[i * n + col_of[i]] = 1.0
 
 
 class Assignment(BaseSolver):
@@ -75,9 +89,9 @@ class Assignment(BaseSolver):
     solution ``y_ε(θ)`` is a doubly stochastic matrix.
 
     Ties: deterministic (the same θ always gives the same matching, in any
-    batch and thread count); during each search the lowest column index wins
-    among equal reduced costs, which is not a simple lexicographic rule on
-    matchings.
+    batch and thread count), but not a simple lexicographic rule on
+    matchings: each augmenting search scans columns in a fixed order and
+    prefers free columns among equal reduced costs.
 
     Parameters
     ----------

@@ -69,48 +69,41 @@ def dag_shortest_path_row(x, float_params, int_params, out):
 
 
 @nb.njit(inline="always", cache=True)
-def _heap_less(keys, nodes, i, j):
+def _heap_less(dist, a, b):
     # Order by (distance, cell index) so pops are deterministic on ties.
-    return keys[i] < keys[j] or (keys[i] == keys[j] and nodes[i] < nodes[j])
-
-
-@nb.njit(inline="always", cache=True)
-def _heap_swap(keys, nodes, i, j):
-    keys[i], keys[j] = keys[j], keys[i]
-    nodes[i], nodes[j] = nodes[j], nodes[i]
+    return dist[a] < dist[b] or (dist[a] == dist[b] and a < b)
 
 
 @nb.njit(cache=True)
-def _heap_push(keys, nodes, size, key, node):
-    keys[size] = key
-    nodes[size] = node
-    i = size
+def _sift_up(heap, position, dist, i):
+    node = heap[i]
     while i > 0:
         parent = (i - 1) // 2
-        if not _heap_less(keys, nodes, i, parent):
+        if not _heap_less(dist, node, heap[parent]):
             break
-        _heap_swap(keys, nodes, i, parent)
+        heap[i] = heap[parent]
+        position[heap[i]] = i
         i = parent
-    return size + 1
+    heap[i] = node
+    position[node] = i
 
 
 @nb.njit(cache=True)
-def _heap_pop(keys, nodes, size):
-    """Remove the smallest entry; returns ``(key, node, new_size)``."""
-    key, node = keys[0], nodes[0]
-    size -= 1
-    keys[0], nodes[0] = keys[size], nodes[size]
-    i = 0
+def _sift_down(heap, position, dist, i, size):
+    node = heap[i]
     while True:
-        smallest = i
-        for child in (2 * i + 1, 2 * i + 2):
-            if child < size and _heap_less(keys, nodes, child, smallest):
-                smallest = child
-        if smallest == i:
+        child = 2 * i + 1
+        if child >= size:
             break
-        _heap_swap(keys, nodes, i, smallest)
-        i = smallest
-    return key, node, size
+        if child + 1 < size and _heap_less(dist, heap[child + 1], heap[child]):
+            child += 1
+        if not _heap_less(dist, heap[child], node):
+            break
+        heap[i] = heap[child]
+        position[heap[i]] = i
+        i = child
+    heap[i] = node
+    position[node] = i
 
 
 @nb.njit(inline="always", cache=True)
@@ -133,19 +126,20 @@ def grid_shortest_path_row(x, float_params, int_params, out):
     # shortest-path predecessors so that the trace back cannot cycle
     # through zero-cost cells.
     settled = np.full(n, -1, dtype=np.int64)
-    # Lazy deletion: a cell is pushed once per improvement, at most once per
-    # arc, so 8 n + 1 entries always suffice.
-    keys = np.empty(8 * n + 1)
-    nodes = np.empty(8 * n + 1, dtype=np.int64)
+    # Indexed binary heap of the reached cells, keyed by dist: a decrease
+    # of dist sifts the cell up in place, so the heap never exceeds n.
+    heap = np.empty(n, dtype=np.int64)
+    position = np.full(n, -1, dtype=np.int64)
     dist[0] = x[0]
-    size = _heap_push(keys, nodes, 0, x[0], 0)
-    rank = 0
-    while size > 0:
-        d, u, size = _heap_pop(keys, nodes, size)
-        if settled[u] >= 0:
-            continue
+    heap[0], position[0], size = 0, 0, 1
+    # The grid is connected, so the target is settled before the heap empties.
+    for rank in range(n):
+        u = heap[0]
+        size -= 1
+        if size > 0:
+            heap[0] = heap[size]
+            _sift_down(heap, position, dist, 0, size)
         settled[u] = rank
-        rank += 1
         if u == n - 1:
             break
         ur, uc = u // cols, u % cols
@@ -154,10 +148,14 @@ def grid_shortest_path_row(x, float_params, int_params, out):
                 r, c = ur + dr, uc + dc
                 if 0 <= r < rows and 0 <= c < cols and _is_neighbour_step(dr, dc, diagonal):
                     v = r * cols + c
-                    candidate = d + x[v]
+                    candidate = dist[u] + x[v]
                     if settled[v] < 0 and candidate < dist[v]:
                         dist[v] = candidate
-                        size = _heap_push(keys, nodes, size, candidate, v)
+                        if position[v] < 0:
+                            heap[size] = v
+                            position[v] = size
+                            size += 1
+                        _sift_up(heap, position, dist, position[v])
     out[:] = 0.0
     v = n - 1
     out[v] = 1.0
@@ -268,7 +266,7 @@ class GridShortestPath(BaseSolver):
     visited cells. This is the Warcraft shortest-path task of Vlastelica et
     al. (2019) used by Berthet et al. (2020) on 12×12 maps.
 
-    Dijkstra's algorithm (binary heap, stops when the target is settled)
+    Dijkstra's algorithm (indexed binary heap, stops at the target)
     needs **non-negative costs**: a negative cost raises ``ValueError``.
     Beware that additive Gaussian perturbations ``θ + εZ`` make costs
     negative; inside :class:`~sk_perturbed.perturbed.PerturbedOptimizer` use
