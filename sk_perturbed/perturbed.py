@@ -206,6 +206,12 @@ class PerturbedOptimizer:
             in θ's floating dtype when it is float32, else float64.
         """
         self._validate()
+        if self.backend == "cupy" or (self.backend == "auto" and _is_cupy_array(theta)):
+            # The GPU path validates CuPy inputs on the device (no host copy).
+            _require_cupy()
+            from ._cupy_backend import estimate_for
+
+            return estimate_for(self, theta, v, row_keys=row_keys, seed=seed)
         out_dtype = _output_dtype(theta)
         theta_checked = check_theta(theta, self.solver)
         want_vjp = v is not None
@@ -234,12 +240,8 @@ class PerturbedOptimizer:
         )
         if backend == "numba":
             y, grad, value, vjp = _estimate_numba(self.solver, self.n_jobs, **args)
-        elif backend == "numpy":
-            y, grad, value, vjp = _estimate_numpy(self.solver, **args)
         else:
-            from ._cupy_backend import estimate_cupy
-
-            return estimate_cupy(self.solver, theta, **{k: a for k, a in args.items() if k != "theta"})
+            y, grad, value, vjp = _estimate_numpy(self.solver, **args)
         cast = lambda a: None if a is None else a.astype(out_dtype, copy=False)  # noqa: E731
         return PerturbedEstimate(cast(y), cast(value), cast(grad), cast(vjp))
 

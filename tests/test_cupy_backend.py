@@ -1,0 +1,361 @@
+"""The optional CuPy backend.
+
+Without CuPy (CPU CI) these tests check the backend selection, the error
+message, and run the backend's array code with ``xp = numpy`` (a "NumPy
+device") against the NumPy/numba backends. The CUDA kernels' device code is
+plain C: it is compiled with the host C++ compiler and checked against the
+numba noise and solvers. Tests that need a GPU are skipped unless CuPy and a
+device are present.
+"""
+
+import ctypes
+import shutil
+import subprocess
+import sys
+import types
+import warnings
+
+import numpy as np
+import pytest
+
+from sk_perturbed import PerturbedRankingRegressor, PerturbedStructuredClassifier
+from sk_perturbed import _cupy_backend as cb
+from sk_perturbed import perturbed
+from sk_perturbed._noise import _ZIG_F, _ZIG_R, _ZIG_X, NOISE_IDS, sample_noise
+from sk_perturbed.perturbed import PerturbedOptimizer, fenchel_young_loss
+from sk_perturbed.solvers import (
+    Argmax,
+    Assignment,
+    DAGShortestPath,
+    GridShortestPath,
+    Ranking,
+    TopK,
+)
+
+OUTPUTS = ("y_eps", "expected_max", "expected_max_grad", "vjp")
+
+
+class FakeCupyArray:
+    """Stands in for a cupy.ndarray in the backend-selection rule."""
+
+    __module__ = "cupy._core.core"
+
+
+FakeCupyArray.__module__ = "cupy._core.core"
+
+
+@pytest.fixture
+def numpy_device(monkeypatch):
+    """Route backend='cupy' to the backend's code running on NumPy."""
+    monkeypatch.setattr(cb, "get_device", cb.numpy_device)
+    monkeypatch.setattr(perturbed, "_require_cupy", lambda: None)
+    monkeypatch.setattr(cb, "_WARNED", set())
+
+
+# ------------------------------------------------------------ selection
+def test_missing_cupy_raises_import_error_naming_gpu_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    po = PerturbedOptimizer(Ranking(), n_samples=3, random_state=0, backend="cupy")
+    with pytest.raises(ImportError, match=r"sk-perturbed\[gpu\]"):
+        po(np.ones((2, 3)))
+    with pytest.raises(ImportError, match="gpu"):
+        PerturbedOptimizer(Ranking(), backend="auto")._resolve_backend(FakeCupyArray())
+
+
+def test_auto_rule(monkeypatch):
+    from sk_perturbed.solvers import CallableSolver
+
+    po = PerturbedOptimizer(Ranking(), backend="auto")
+    assert po._resolve_backend(np.ones((2, 3))) == "numba"
+    py = PerturbedOptimizer(CallableSolver(lambda t: (t == t.max(1, keepdims=True)) * 1.0))
+    assert py._resolve_backend(np.ones((2, 3))) == "numpy"
+    monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))
+    assert po._resolve_backend(FakeCupyArray()) == "cupy"
+    assert PerturbedOptimizer(Ranking(), backend="cupy")._resolve_backend(np.ones((2, 3))) == "cupy"
+    # An explicit CPU backend is never overridden by the input type.
+    assert PerturbedOptimizer(Ranking(), backend="numpy")._resolve_backend(FakeCupyArray()) == "numpy"
+
+
+def test_import_is_lazy():
+    code = "import sk_perturbed, sk_perturbed.perturbed, sys; assert 'cupy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------ array solvers (xp=numpy)
+@pytest.mark.parametrize("ties", [False, True])
+def test_array_solvers_equal_numba_solvers(ties):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 9))
+    if ties:
+        x = np.round(x)
+    np.testing.assert_array_equal(cb.argmax_xp(np, x), Argmax()(x))
+    np.testing.assert_array_equal(cb.ranking_xp(np, x), Ranking()(x))
+    for k in (1, 4, 9):
+        np.testing.assert_array_equal(cb.topk_xp(np, x, k), TopK(k=k)(x))
+
+
+@pytest.mark.parametrize("grid", [(2, 2), (1, 5), (5, 1), (4, 6), (12, 12)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_array_dag_shortest_path_equals_numba(grid, ties):
+    solver = DAGShortestPath(grid=grid)
+    rng = np.random.default_rng(1)
+    costs = rng.normal(size=(200, solver.dimension()))
+    if ties:
+        costs = np.round(costs)
+    np.testing.assert_array_equal(cb.dag_shortest_path_xp(np, costs, *grid), solver(costs))
+
+
+# ------------------------------------------ CUDA device code on the CPU
+@pytest.fixture(scope="module")
+def cuda_source_on_cpu(tmp_path_factory):
+    """The kernels' source compiled as C++ with one CPU thread per GPU thread."""
+    cxx = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler to compile the CUDA device code on the CPU")
+    shim = r"""
+#include <math.h>
+#define __device__ static inline
+#define __global__
+struct skp_dim3 { long long x; };
+static skp_dim3 blockIdx = {0}, blockDim = {1}, threadIdx = {0};
+"""
+    driver = r"""
+extern "C" void cpu_noise(long long threads, const long long* keys, long long n, long long m,
+        long long d, u64 seed, int noise_id, int antithetic, const double* zx,
+        const double* zf, double r, double* out) {
+    for (long long t = 0; t < threads; t++) {
+        blockIdx.x = t;
+        skp_noise_kernel(keys, n, m, d, seed, noise_id, antithetic, zx, zf, r, out);
+    }
+}
+extern "C" void cpu_dag(long long threads, const double* x, long long p, long long rows,
+        long long cols, long long d, double* dist, double* out) {
+    for (long long t = 0; t < threads; t++) {
+        blockIdx.x = t;
+        skp_dag_kernel(x, p, rows, cols, d, dist, out);
+    }
+}
+"""
+    folder = tmp_path_factory.mktemp("cuda_on_cpu")
+    src = folder / "kernels.cpp"
+    src.write_text(shim + cb.DEVICE_SOURCE + cb.KERNEL_SOURCE + driver)
+    lib = folder / "kernels.so"
+    subprocess.run(
+        [cxx, "-O2", "-ffp-contract=off", "-shared", "-fPIC", str(src), "-o", str(lib)],
+        check=True,
+    )
+    return ctypes.CDLL(str(lib))
+
+
+def _ptr(a):
+    return a.ctypes.data_as(ctypes.c_void_p)
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "gumbel"])
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_cuda_noise_source_matches_keyed_cpu_noise(cuda_source_on_cpu, noise, antithetic):
+    keys = np.array([0, 5, 2**40, 7, 123456789], dtype=np.int64)
+    n, m, d, seed = keys.shape[0], 13, 301, 0xDEADBEEF12345
+    out = np.full((n, m, d), np.nan)
+    zx, zf = np.ascontiguousarray(_ZIG_X), np.ascontiguousarray(_ZIG_F)
+    lib = cuda_source_on_cpu
+    # One extra "thread" checks the kernel's bounds guard.
+    lib.cpu_noise(
+        ctypes.c_longlong(n * m + 1), _ptr(keys), ctypes.c_longlong(n), ctypes.c_longlong(m),
+        ctypes.c_longlong(d), ctypes.c_ulonglong(seed), ctypes.c_int(NOISE_IDS[noise]),
+        ctypes.c_int(antithetic), _ptr(zx), _ptr(zf), ctypes.c_double(_ZIG_R), _ptr(out),
+    )
+    expected = sample_noise(seed, keys, m, d, noise, antithetic)
+    # Same 64-bit stream, same ziggurat; the host libm serves both here.
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("grid", [(2, 2), (1, 4), (4, 1), (5, 5), (12, 12)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_cuda_dag_source_matches_numba_solver(cuda_source_on_cpu, grid, ties):
+    solver = DAGShortestPath(grid=grid)
+    rows, cols = grid
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(50, solver.dimension()))
+    if ties:
+        x = np.round(x)
+    p, d = x.shape
+    out = np.full_like(x, np.nan)
+    dist = np.empty((p, rows * cols))
+    cuda_source_on_cpu.cpu_dag(
+        ctypes.c_longlong(p + 3), _ptr(x), ctypes.c_longlong(p), ctypes.c_longlong(rows),
+        ctypes.c_longlong(cols), ctypes.c_longlong(d), _ptr(dist), _ptr(out),
+    )
+    np.testing.assert_array_equal(out, solver(x))
+
+
+# ------------------------------------- the whole path on a NumPy device
+CASES = [
+    (Argmax(), {}),
+    (Argmax(), {"noise": "gumbel"}),
+    (TopK(k=2), {"antithetic": True}),
+    (Ranking(), {}),
+    (Ranking(), {"control_variate": False}),
+    (Ranking(), {"perturbation": "multiplicative"}),
+    (DAGShortestPath(grid=(3, 4)), {}),
+    (DAGShortestPath(grid=(3, 4)), {"perturbation": "multiplicative"}),
+]
+
+
+@pytest.mark.parametrize("solver, params", CASES)
+def test_cupy_path_on_numpy_device_matches_numpy_backend(numpy_device, solver, params):
+    rng = np.random.default_rng(3)
+    d = solver.dimension() or 6
+    theta = rng.uniform(0.5, 2.0, size=(11, d))
+    v = rng.normal(size=theta.shape)
+    keys = rng.integers(0, 1000, size=11)
+    kwargs = dict(epsilon=0.7, n_samples=8, random_state=4, **params)
+    ref = PerturbedOptimizer(solver, backend="numpy", **kwargs).estimate(theta, v, row_keys=keys)
+    got = PerturbedOptimizer(solver, backend="cupy", **kwargs).estimate(theta, v, row_keys=keys)
+    for name in OUTPUTS:
+        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=1e-12)
+    assert PerturbedOptimizer(solver, backend="cupy", **kwargs).estimate(theta).vjp is None
+
+
+def test_chunks_give_the_same_rows(numpy_device):
+    rng = np.random.default_rng(4)
+    theta, v = rng.normal(size=(2, 23, 5))
+    args = dict(row_keys=np.arange(23), seed=9, n_samples=6, epsilon=1.0, noise="gaussian",
+                multiplicative=False, antithetic=False, sign=1.0, v=v, control_variate=True)
+    whole = cb.estimate_on(cb.numpy_device(), Ranking(), theta=theta, **args)
+    parts = cb.estimate_on(cb.numpy_device(), Ranking(), theta=theta, max_elements=70, **args)
+    for a, b in zip(whole, parts):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_solver_without_gpu_form_falls_back_to_cpu_and_warns_once(numpy_device):
+    solver = GridShortestPath(shape=(3, 3))
+    theta = np.random.default_rng(5).uniform(1, 2, size=(4, 9))
+    kwargs = dict(n_samples=5, random_state=0, perturbation="multiplicative")
+    ref = PerturbedOptimizer(solver, backend="numpy", **kwargs)(theta)
+    with pytest.warns(UserWarning, match="GridShortestPath has no GPU form"):
+        got = PerturbedOptimizer(solver, backend="cupy", **kwargs)(theta)
+    np.testing.assert_array_equal(got, ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PerturbedOptimizer(solver, backend="cupy", **kwargs)(theta)
+    with pytest.warns(UserWarning, match="Assignment has no GPU form"):
+        PerturbedOptimizer(Assignment(n=2), backend="cupy", n_samples=2, random_state=0)(
+            np.ones((1, 4))
+        )
+
+
+def test_cupy_path_validates_like_the_cpu_backends(numpy_device):
+    po = PerturbedOptimizer(Ranking(), backend="cupy", n_samples=3, random_state=0)
+    with pytest.raises(ValueError, match="NaN"):
+        po(np.array([[0.0, np.nan]]))
+    with pytest.raises(ValueError, match="shape of theta"):
+        po.vjp(np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="row_keys"):
+        po(np.ones((2, 3)), row_keys=[0])
+    with pytest.raises(ValueError, match="expects θ with 10 columns"):
+        PerturbedOptimizer(DAGShortestPath(grid=(2, 4)), backend="cupy")(np.ones((1, 3)))
+    mult = PerturbedOptimizer(Ranking(), backend="cupy", perturbation="multiplicative")
+    with pytest.raises(ValueError, match="theta == 0"):
+        mult.vjp(np.array([[0.0, 1.0]]), np.ones((1, 2)))
+
+
+def test_float32_and_reproducibility_on_numpy_device(numpy_device):
+    theta = np.random.default_rng(6).normal(size=(5, 4)).astype(np.float32)
+    po = PerturbedOptimizer(Ranking(), backend="cupy", n_samples=4, random_state=1)
+    est = po.estimate(theta, theta)
+    assert all(getattr(est, k).dtype == np.float32 for k in OUTPUTS)
+    np.testing.assert_array_equal(po(theta), po(theta))
+    loss, grad = fenchel_young_loss(theta, Ranking()(theta), po)
+    assert loss.shape == (5,) and grad.shape == (5, 4)
+
+
+@pytest.mark.parametrize("loss", ["fenchel_young", "perturbed_squared"])
+def test_estimators_with_cupy_backend_on_numpy_device(numpy_device, loss):
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(40, 3))
+    Y = X @ rng.normal(size=(3, 4))
+    kwargs = dict(loss=loss, max_iter=3, n_samples=4, random_state=0, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = PerturbedRankingRegressor(backend="numpy", **kwargs).fit(X, Y)
+        got = PerturbedRankingRegressor(backend="cupy", **kwargs).fit(X, Y)
+    for a, b in zip(ref.coefs_ + ref.intercepts_, got.coefs_ + got.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got.predict_marginals(X), ref.predict_marginals(X), atol=1e-12)
+
+
+def test_classifier_with_cupy_backend_on_numpy_device(numpy_device):
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = PerturbedStructuredClassifier(backend="cupy", max_iter=5, random_state=0).fit(X, y)
+    assert clf.predict(X).shape == (60,)
+
+
+# ---------------------------------------------------------- on a GPU
+def _gpu():
+    cp = pytest.importorskip("cupy")
+    try:
+        if cp.cuda.runtime.getDeviceCount() < 1:
+            pytest.skip("CuPy is installed but no GPU is visible")
+    except Exception as exc:  # noqa: BLE001 - no driver/runtime
+        pytest.skip(f"CuPy cannot reach a GPU: {exc}")
+    return cp
+
+
+@pytest.mark.parametrize(
+    "solver", [Argmax(), TopK(k=3), Ranking(), DAGShortestPath(grid=(5, 5))],
+    ids=["argmax", "topk", "ranking", "dag"],
+)
+@pytest.mark.parametrize("ties", [False, True])
+def test_gpu_solvers_equal_numba_solvers(solver, ties):
+    cp = _gpu()
+    x = np.random.default_rng(9).normal(size=(500, solver.dimension() or 10))
+    if ties:
+        x = np.round(x)
+    solve, on_gpu = cb.gpu_solver(cb.cupy_device(), solver)
+    assert on_gpu
+    np.testing.assert_array_equal(cp.asnumpy(solve(cp.asarray(x))), solver(x))
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "gumbel"])
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_gpu_noise_matches_cpu_stream(noise, antithetic):
+    cp = _gpu()
+    keys = np.array([0, 3, 2**40, 17], dtype=np.int64)
+    got = cp.asnumpy(cb.cupy_device().sample_noise(11, cp.asarray(keys), 50, 100, noise, antithetic))
+    expected = sample_noise(11, keys, 50, 100, noise, antithetic)
+    # CUDA's log/exp may differ from the host libm in the last ulp.
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("solver, params", CASES)
+def test_gpu_estimates_match_numba_within_monte_carlo_error(solver, params):
+    cp = _gpu()
+    rng = np.random.default_rng(10)
+    d = solver.dimension() or 6
+    theta = rng.uniform(0.5, 2.0, size=(16, d))
+    v = rng.normal(size=theta.shape)
+    m = 400
+    kwargs = dict(epsilon=0.7, n_samples=m, random_state=4, **params)
+    cpu = PerturbedOptimizer(solver, backend="numba", **kwargs).estimate(theta, v)
+    gpu = PerturbedOptimizer(solver, **kwargs).estimate(cp.asarray(theta), cp.asarray(v))
+    assert isinstance(gpu.y_eps, cp.ndarray)
+    # A different seed on the CPU gives the scale of the Monte Carlo error.
+    other = PerturbedOptimizer(solver, backend="numba", **{**kwargs, "random_state": 5})
+    spread = np.abs(other.estimate(theta, v).y_eps - cpu.y_eps)
+    for name in OUTPUTS:
+        got, ref = cp.asnumpy(getattr(gpu, name)), getattr(cpu, name)
+        # Same keyed noise: equal up to rounding; the bound allows 5 MC errors.
+        tol = 5 * np.sqrt(2) * max(float(np.std(spread)), 1e-12) + 1e-9 * np.abs(ref).max()
+        assert np.max(np.abs(got - ref)) <= tol, name
+
+
+def test_gpu_numpy_input_gives_numpy_output():
+    _gpu()
+    theta = np.random.default_rng(11).normal(size=(4, 5)).astype(np.float32)
+    est = PerturbedOptimizer(Ranking(), backend="cupy", n_samples=10, random_state=0).estimate(theta)
+    assert isinstance(est.y_eps, np.ndarray) and est.y_eps.dtype == np.float32
