@@ -307,6 +307,13 @@ def _inverse_permutation(xp, order):
     return inv
 
 
+def _stable_argsort(xp, x):
+    # CuPy's argsort is always stable (and only documents kind=None).
+    if xp is np:
+        return np.argsort(x, axis=1, kind="stable")
+    return xp.argsort(x, axis=1)
+
+
 def argmax_xp(xp, x):
     """One-hot argmax rows; ties to the lowest index (as ``argmax`` does)."""
     idx = xp.argmax(x, axis=1)
@@ -315,13 +322,13 @@ def argmax_xp(xp, x):
 
 def ranking_xp(xp, x):
     """Ranks 1..d, largest score d; ties: the lower index gets the lower rank."""
-    order = xp.argsort(x, axis=1, kind="stable")
+    order = _stable_argsort(xp, x)
     return (_inverse_permutation(xp, order) + 1).astype(xp.float64)
 
 
 def topk_xp(xp, x, k):
     """k-hot rows of the k largest scores; ties: lowest indices first."""
-    order = xp.argsort(-x, axis=1, kind="stable")
+    order = _stable_argsort(xp, -x)
     return (_inverse_permutation(xp, order) < k).astype(xp.float64)
 
 
@@ -501,7 +508,7 @@ def _check_device_theta(device, a, solver, name, reference=None):
         raise ValueError(f"Expected a 2D array for {name}, got {a.ndim}D array instead.")
     if reference is None and (a.shape[0] < 1 or a.shape[1] < 1):
         raise ValueError(f"{name} must have at least one row and one column, got {a.shape}.")
-    if not (xp.issubdtype(a.dtype, xp.floating) or xp.issubdtype(a.dtype, xp.integer)):
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise ValueError(f"{name} must be numeric, got dtype {a.dtype}.")
     if not bool(xp.isfinite(a).all()):
         raise ValueError(f"Input {name} contains NaN or infinity.")

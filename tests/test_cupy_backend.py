@@ -41,7 +41,6 @@ class FakeCupyArray:
     __module__ = "cupy._core.core"
 
 
-FakeCupyArray.__module__ = "cupy._core.core"
 
 
 @pytest.fixture
