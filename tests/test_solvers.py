@@ -656,3 +656,12 @@ def test_callable_solver_thread_pool_uses_several_threads():
     CallableSolver(record, n_jobs=2)(np.random.RandomState(0).normal(size=(64, 3)))
     assert len(seen) >= 1  # ran on pool threads, not on the caller only
     assert threading.get_ident() not in seen
+
+
+def test_callable_solver_garbage_inside_perturbed_optimizer():
+    po = PerturbedOptimizer(CallableSolver(lambda t: np.full(len(t), np.nan)), random_state=0)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        po(np.ones((2, 3)))
+    po = PerturbedOptimizer(CallableSolver(_raises, n_jobs=2), random_state=0)
+    with pytest.raises(RuntimeError, match="_raises"):
+        po(np.ones((2, 3)))

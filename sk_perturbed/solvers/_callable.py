@@ -114,10 +114,7 @@ class CallableSolver(BaseSolver):
             # Exceptions raised inside numba's parallel loops are unreliable:
             # try the function on one row from Python first, where they are not.
             self._call(theta[0].copy(), name)
-            structures = super()._solve_batch(theta)
-            if not np.all(np.isfinite(structures)):
-                raise ValueError(f"CallableSolver({name}) returned NaN or infinite values.")
-            return structures
+            return _check_finite(super()._solve_batch(theta), name)
         # The function sees read-only views: it must not alter the batch.
         theta = theta.view()
         theta.flags.writeable = False
@@ -125,15 +122,14 @@ class CallableSolver(BaseSolver):
         n_workers = 1 if self.n_jobs in (None, 1) else effective_n_jobs(self.n_jobs)
         if n_workers == 1:
             self._solve_chunk(theta, out, 0, theta.shape[0], name)
-            return out
+            return _check_finite(out, name)
         # A few chunks per worker balance uneven solve times.
         n_chunks = min(theta.shape[0], 4 * n_workers)
         bounds = np.linspace(0, theta.shape[0], n_chunks + 1).astype(np.int64)
-        chunks = list(zip(bounds[:-1], bounds[1:]))
         with ThreadPoolExecutor(max_workers=n_workers) as executor:
             futures = [
                 executor.submit(self._solve_chunk, theta, out, start, stop, name)
-                for start, stop in chunks
+                for start, stop in zip(bounds[:-1], bounds[1:])
             ]
             try:
                 for future in futures:
@@ -142,7 +138,7 @@ class CallableSolver(BaseSolver):
                 for future in futures:
                     future.cancel()
                 raise
-        return out
+        return _check_finite(out, name)
 
     def _solve_chunk(self, theta, out, start, stop, name):
         # Each chunk writes its own rows of ``out``: no locking needed.
@@ -153,6 +149,10 @@ class CallableSolver(BaseSolver):
                 out[i] = self._call(theta[i], name)
 
     def _call(self, theta, name):
+        """Call the function once; check the type and shape of its answer.
+
+        Finiteness is checked once per batch, on the float64 output.
+        """
         try:
             y = self.func(theta)
         except Exception as exc:
@@ -177,6 +177,14 @@ class CallableSolver(BaseSolver):
                 f"shape {theta.shape}; it must return one structure of the same shape"
                 + (" per row." if self.batched else ".")
             )
-        if not np.all(np.isfinite(y)):
-            raise ValueError(f"CallableSolver({name}) returned NaN or infinite values.")
         return y
+
+
+def _check_finite(structures, name):
+    bad = ~np.isfinite(structures).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"CallableSolver({name}) returned NaN or infinite values "
+            f"(first in problem {np.flatnonzero(bad)[0]} of the batch)."
+        )
+    return structures
