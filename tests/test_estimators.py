@@ -1,0 +1,359 @@
+"""Behaviour of PerturbedRankingRegressor and PerturbedStructuredClassifier."""
+
+import pickle
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_classification
+from sklearn.dummy import DummyClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sk_perturbed import PerturbedRankingRegressor, PerturbedStructuredClassifier
+from sk_perturbed.datasets import make_perfect_ranks, make_shortest_path
+from sk_perturbed.metrics import normalized_regret
+from sk_perturbed.solvers import CallableSolver, DAGShortestPath, TopK
+
+LOSSES = ["fenchel_young", "perturbed_squared", "squared", "blackbox"]
+
+
+@pytest.fixture(scope="module")
+def ranks():
+    X, Y = make_perfect_ranks(n_samples=2500, n_features=20, n_labels=5, random_state=0)
+    return X[:2000], Y[:2000], X[2000:], Y[2000:]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_classification(
+        n_samples=600, n_features=8, n_informative=5, n_classes=3, flip_y=0.1, random_state=0
+    )
+    return StandardScaler().fit_transform(X), y
+
+
+# ------------------------------------------------------------------ quality
+def test_linear_ranker_perfect_ranks(ranks):
+    X, Y, X_test, Y_test = ranks
+    model = PerturbedRankingRegressor(random_state=0).fit(X, Y)
+    assert model.score(X_test, Y_test) >= 0.95
+
+
+@pytest.mark.parametrize("loss, floor", [
+    ("fenchel_young", 0.93), ("perturbed_squared", 0.93), ("squared", 0.88),
+    # The paper's blackbox baseline learns, but far less well on this task.
+    ("blackbox", 0.3),
+])
+def test_every_loss_learns_rankings(ranks, loss, floor):
+    X, Y, X_test, Y_test = ranks
+    model = PerturbedRankingRegressor(loss=loss, max_iter=100, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:600], Y[:600])
+    # A constant ranking scores 0 on this symmetric task.
+    assert model.score(X_test, Y_test) > floor
+
+
+def test_mlp_argmax_matches_mlpclassifier_on_digits():
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X / 16.0, y, random_state=0)
+    ours = PerturbedStructuredClassifier(model="mlp", random_state=0).fit(X_train, y_train)
+    reference = MLPClassifier(random_state=0, max_iter=500).fit(X_train, y_train)
+    assert ours.score(X_test, y_test) >= reference.score(X_test, y_test) - 0.01
+
+
+def test_gumbel_linear_classifier_is_logistic_regression(blobs):
+    X, y = blobs
+    ours = PerturbedStructuredClassifier(
+        noise="gumbel", alpha=0.0, max_iter=2000, tol=1e-7, n_iter_no_change=50,
+        learning_rate_init=0.01, random_state=0,
+    ).fit(X, y)
+    reference = LogisticRegression(penalty=None, max_iter=5000).fit(X, y)
+    np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), atol=0.02)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_structured_classifier_learns_shortest_paths(loss):
+    X, costs, paths = make_shortest_path(600, deg=2, noise_width=0.5, random_state=0)
+    model = PerturbedStructuredClassifier(
+        solver=DAGShortestPath(), loss=loss, n_samples=5, max_iter=30, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:500], paths[:500])
+    pred = model.predict(X[500:])
+    assert pred.dtype.kind == "i" and set(np.unique(pred)) <= {0, 1}
+    regret = normalized_regret(costs[500:], pred, solver=DAGShortestPath())
+    # Random paths on this grid have a regret of roughly 0.5-0.8.
+    assert regret < 0.25
+
+
+def test_grid_search_pipelines_beat_baselines(ranks, blobs):
+    X, Y, X_test, Y_test = ranks
+    grid = {"est__epsilon": [0.1, 1.0], "est__n_samples": [1, 5]}
+    search = GridSearchCV(
+        Pipeline([("scale", StandardScaler()), ("est", PerturbedRankingRegressor(max_iter=30, random_state=0))]),
+        grid, cv=2, n_jobs=2,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X[:600], Y[:600])
+    # A constant ranking has Spearman 0 on average on this symmetric task.
+    assert search.score(X_test, Y_test) > 0.8
+
+    Xc, yc = blobs
+    search = GridSearchCV(
+        Pipeline([("scale", StandardScaler()), ("est", PerturbedStructuredClassifier(max_iter=30, random_state=0))]),
+        grid, cv=2, n_jobs=2,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(Xc, yc)
+    baseline = DummyClassifier().fit(Xc, yc).score(Xc, yc)
+    assert search.best_score_ > baseline + 0.2
+    assert set(search.best_params_) == set(grid)
+
+
+def test_solver_params_are_searchable(blobs):
+    X, y = blobs
+    Y = np.zeros((len(y), 3))
+    Y[np.arange(len(y)), y] = 1
+    Y[:, 0] = 1 - Y[:, 0]  # two-hot rows: a TopK(k=2) structure
+    Y[Y.sum(1) == 1, 1] = 1
+    model = PerturbedStructuredClassifier(solver=TopK(k=1), max_iter=5, random_state=0)
+    search = GridSearchCV(model, {"solver__k": [1, 2]}, cv=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, Y)
+    assert search.best_params_ == {"solver__k": 2}
+
+
+# ------------------------------------------------------------- attributes
+def test_fitted_attributes_and_marginals(ranks):
+    X, Y, X_test, _ = ranks
+    model = PerturbedRankingRegressor(model="mlp", hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+        model.fit(X, Y)
+    assert [W.shape for W in model.coefs_] == [(20, 16), (16, 5)]
+    assert model.n_iter_ == 5 == len(model.loss_curve_)
+    assert model.t_ == 5 * len(X)
+    assert model.loss_ == model.loss_curve_[-1]
+    soft = model.predict_marginals(X_test)
+    np.testing.assert_allclose(soft.sum(axis=1), 15.0)
+    np.testing.assert_array_equal(soft, model.predict_marginals(X_test))  # fixed seed
+    pred = model.predict(X_test)
+    assert pred.dtype == np.float64
+    np.testing.assert_array_equal(np.sort(pred, axis=1), np.tile(np.arange(1.0, 6.0), (len(pred), 1)))
+    np.testing.assert_array_equal(np.argsort(model.predict_scores(X_test), axis=1), np.argsort(pred, axis=1))
+
+
+def test_classifier_labels_and_proba(blobs):
+    X, y = blobs
+    labels = np.array(["ant", "bee", "cat"])[y]
+    model = PerturbedStructuredClassifier(max_iter=50, random_state=0).fit(X, labels)
+    np.testing.assert_array_equal(model.classes_, ["ant", "bee", "cat"])
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(model.classes_[proba.argmax(axis=1)], model.predict(X))
+    assert model.score(X, labels) > 0.7
+
+
+def test_float32_is_kept(ranks):
+    X, Y, X_test, _ = ranks
+    model = PerturbedRankingRegressor(max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X.astype(np.float32), Y)
+    assert all(W.dtype == np.float32 for W in model.coefs_ + model.intercepts_)
+    assert model.predict_scores(X_test.astype(np.float32)).dtype == np.float32
+
+
+def test_early_stopping_restores_best_weights(ranks):
+    X, Y, _, _ = ranks
+    model = PerturbedRankingRegressor(early_stopping=True, n_iter_no_change=3, max_iter=200, random_state=0)
+    model.fit(X, Y)
+    assert model.best_loss_ is None
+    assert model.best_validation_score_ == max(model.validation_scores_)
+    assert len(model.validation_scores_) == model.n_iter_ < 200
+    assert model.score(X, Y) > 0.9
+
+
+def test_partial_fit_equals_one_epoch_of_fit(ranks):
+    X, Y, X_test, _ = ranks
+    params = dict(max_iter=1, shuffle=False, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        full = PerturbedRankingRegressor(**params).fit(X, Y)
+    partial = PerturbedRankingRegressor(**params).partial_fit(X, Y)
+    for a, b in zip(full.coefs_, partial.coefs_):
+        np.testing.assert_array_equal(a, b)
+    partial.partial_fit(X, Y)
+    assert partial.n_iter_ == 2
+
+
+def test_partial_fit_refuses_early_stopping(ranks):
+    X, Y, _, _ = ranks
+    with pytest.raises(ValueError, match="early_stopping"):
+        PerturbedRankingRegressor(early_stopping=True).partial_fit(X, Y)
+
+
+def test_partial_fit_classifier_needs_classes(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="classes must be passed"):
+        PerturbedStructuredClassifier().partial_fit(X, y)
+    model = PerturbedStructuredClassifier(random_state=0).partial_fit(X[:10], y[:10], classes=[0, 1, 2])
+    np.testing.assert_array_equal(model.classes_, [0, 1, 2])
+
+
+def test_warm_start_continues(ranks):
+    X, Y, _, _ = ranks
+    model = PerturbedRankingRegressor(max_iter=2, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, Y)
+        first = [W.copy() for W in model.coefs_]
+        model.fit(X, Y)
+    assert model.n_iter_ == 4 and len(model.loss_curve_) == 4
+    assert not np.array_equal(first[0], model.coefs_[0])
+
+
+def test_sample_weight_zero_drops_samples(blobs):
+    X, y = blobs
+    weights = np.ones(len(y))
+    weights[::2] = 0
+    params = dict(noise="gumbel", max_iter=20, shuffle=False, batch_size=len(y), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = PerturbedStructuredClassifier(**params).fit(X, y, sample_weight=weights)
+        dropped = PerturbedStructuredClassifier(**params).fit(X[1::2], y[1::2])
+    # Full-batch, exact (Gumbel) gradients: zero weight is the same as absence.
+    np.testing.assert_allclose(weighted.coefs_[0], dropped.coefs_[0], rtol=1e-6, atol=1e-8)
+
+
+def test_verbose_prints_progress(ranks, capsys):
+    X, Y, _, _ = ranks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        PerturbedRankingRegressor(max_iter=2, early_stopping=True, verbose=True, random_state=0).fit(X, Y)
+    out = capsys.readouterr().out
+    assert "Iteration 1, loss =" in out and "Validation score:" in out
+
+
+# ------------------------------------------------- determinism and pickling
+def test_same_model_for_any_thread_count(ranks):
+    X, Y, X_test, _ = ranks
+    params = dict(max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = PerturbedRankingRegressor(n_jobs=1, **params).fit(X, Y)
+        two = PerturbedRankingRegressor(n_jobs=2, **params).fit(X, Y)
+    for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(one.predict_marginals(X_test), two.predict_marginals(X_test))
+
+
+def test_n_jobs_restores_thread_count(ranks):
+    X, Y, _, _ = ranks
+    before = numba.get_num_threads()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        PerturbedRankingRegressor(max_iter=1, n_jobs=1).fit(X, Y)
+    assert numba.get_num_threads() == before
+
+
+@pytest.mark.parametrize("Estimator", [PerturbedRankingRegressor, PerturbedStructuredClassifier])
+def test_pickle_round_trip(Estimator, ranks, blobs):
+    X, Y = (ranks[0], ranks[1]) if Estimator is PerturbedRankingRegressor else blobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = Estimator(model="mlp", hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, Y)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(model.predict(X), restored.predict(X))
+    np.testing.assert_array_equal(model.predict_marginals(X), restored.predict_marginals(X))
+
+
+# ---------------------------------------------------------------- bad input
+def test_nan_in_targets_is_rejected(ranks):
+    X, Y, _, _ = ranks
+    Y = Y.copy()
+    Y[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        PerturbedRankingRegressor().fit(X, Y)
+
+
+def test_wrong_width_at_partial_fit_and_score(ranks):
+    X, Y, _, _ = ranks
+    model = PerturbedRankingRegressor(random_state=0).partial_fit(X, Y)
+    with pytest.raises(ValueError, match="5"):
+        model.partial_fit(X, Y[:, :4])
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 5\)"):
+        model.score(X, Y[:, :4])
+
+
+def test_one_row_and_one_item(ranks):
+    X, Y, _, _ = ranks
+    with pytest.raises(ValueError, match="n_samples = 1"):
+        PerturbedRankingRegressor().fit(X[:1], Y[:1])
+    with pytest.warns(UserWarning, match="single item"):
+        PerturbedRankingRegressor(max_iter=1).fit(X[:50], Y[:50, :1])
+
+
+def test_unknown_solver_name(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="solver"):
+        PerturbedStructuredClassifier(solver="simplex").fit(X, y)
+
+
+def test_solver_returning_garbage_is_named(blobs):
+    X, y = blobs
+
+    def broken(theta):
+        return np.full(theta.shape, np.nan)
+
+    with pytest.raises(ValueError, match="broken"):
+        PerturbedStructuredClassifier(solver=broken, max_iter=1).fit(X, y)
+
+
+def test_callable_solver_trains(blobs):
+    X, y = blobs
+
+    def one_hot(theta):
+        out = np.zeros_like(theta)
+        out[np.argmax(theta)] = 1.0
+        return out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = PerturbedStructuredClassifier(solver=one_hot, max_iter=10, random_state=0).fit(X, y)
+    assert isinstance(model.solver_, CallableSolver)
+    assert model.score(X, y) > 0.6
+
+
+def test_wrong_number_of_features_at_predict(ranks):
+    X, Y, _, _ = ranks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = PerturbedRankingRegressor(max_iter=1).fit(X, Y)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X[:, :5])
+
+
+def test_diverging_fit_raises(ranks):
+    X, Y, _, _ = ranks
+    model = PerturbedRankingRegressor(optimizer="sgd", learning_rate_init=1e6, momentum=0.99, max_iter=50)
+    with pytest.raises(ValueError, match="diverged"):
+        model.fit(X * 1e150, Y)
+
+
+def test_invalid_parameters_are_named(ranks):
+    X, Y, _, _ = ranks
+    for params, name in [({"epsilon": 0}, "epsilon"), ({"n_samples": 0}, "n_samples"),
+                         ({"noise": "cauchy"}, "noise"), ({"loss": "hinge"}, "loss")]:
+        with pytest.raises(ValueError, match=name):
+            clone(PerturbedRankingRegressor()).set_params(**params).fit(X, Y)
