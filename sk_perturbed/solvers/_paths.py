@@ -244,12 +244,16 @@ class DAGShortestPath(BaseSolver):
         Node ``(r, c)`` has index ``r * cols + c``.
         """
         rows, cols = check_grid_shape(self.grid, "grid", type(self).__name__)
-        arcs = []
+        arcs = np.empty((_grid_n_arcs(rows, cols), 2), dtype=np.int64)
+        # The kernel's own index functions: one definition of the order.
         for r in range(rows):
-            arcs.extend((r * cols + c, r * cols + c + 1) for c in range(cols - 1))
-            if r < rows - 1:
-                arcs.extend((r * cols + c, (r + 1) * cols + c) for c in range(cols))
-        return np.array(arcs, dtype=np.int64).reshape(-1, 2)
+            for c in range(cols):
+                v = r * cols + c
+                if c < cols - 1:
+                    arcs[_right_arc(r, c, cols)] = v, v + 1
+                if r < rows - 1:
+                    arcs[_down_arc(r, c, cols)] = v, v + cols
+        return arcs
 
     def _numba_spec(self):
         rows, cols = check_grid_shape(self.grid, "grid", type(self).__name__)
