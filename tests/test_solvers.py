@@ -94,7 +94,8 @@ def _is_spanning_tree(n_nodes, edges):
 
 
 def _batch_kernel(solver, theta):
-    return _solve_batch_kernel(np.ascontiguousarray(theta, dtype=np.float64), numba_solver_arg(solver))
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    return _solve_batch_kernel(theta, numba_solver_arg(solver))
 
 
 # --------------------------------------------------------------------------

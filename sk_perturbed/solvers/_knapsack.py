@@ -16,24 +16,28 @@ def knapsack_row(x, float_params, int_params, out):
     capacity = int_params[0]
     weights = int_params[1:]
     d = x.shape[0]
-    # best[j, c]: the best value of items j..d-1 within capacity c. Filling
-    # it from the last item lets the reconstruction walk items in index order.
-    best = np.zeros((d + 1, capacity + 1))
+    # best[c]: the best value of items j..d-1 within capacity c, updated in
+    # place from the last item down (c descending, so best[c - w] still
+    # excludes item j). take[j, c] records whether taking j is optimal there,
+    # which lets the reconstruction walk the items in index order.
+    best = np.zeros(capacity + 1)
+    take = np.zeros((d, capacity + 1), dtype=np.bool_)
     for j in range(d - 1, -1, -1):
+        if x[j] <= 0.0:
+            continue  # never worth taking
         w = weights[j]
-        for c in range(capacity + 1):
-            value = best[j + 1, c]
-            if x[j] > 0.0 and w <= c:
-                value = max(value, x[j] + best[j + 1, c - w])
-            best[j, c] = value
+        for c in range(capacity, w - 1, -1):
+            value = x[j] + best[c - w]
+            # >=: taking wins ties, so lower-index items are preferred.
+            if value >= best[c]:
+                take[j, c] = True
+                best[c] = value
     out[:] = 0.0
     c = capacity
     for j in range(d):
-        w = weights[j]
-        # Take item j whenever taking it is optimal (>=): lower indices win ties.
-        if x[j] > 0.0 and w <= c and x[j] + best[j + 1, c - w] >= best[j + 1, c]:
+        if take[j, c]:
             out[j] = 1.0
-            c -= w
+            c -= weights[j]
 
 
 class Knapsack(BaseSolver):
@@ -41,9 +45,9 @@ class Knapsack(BaseSolver):
 
     ``y*(θ) = argmax {θ·y : y ∈ {0, 1}^d, Σ_j w_j y_j ≤ capacity}`` with θ the
     item values and integer weights. Solved by dynamic programming in
-    O(d · capacity) time and memory per problem (weights and capacity are
-    first divided by the gcd of the weights, and the capacity is capped at
-    the total weight).
+    O(d · capacity) time, with a table of d · (capacity + 1) bytes per
+    problem being solved (weights and capacity are first divided by the gcd
+    of the weights, and the capacity is capped at the total weight).
 
     Items of non-positive value are never taken. Ties: among optimal sets
     of positive-value items, the lexicographically largest indicator vector
