@@ -351,6 +351,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         batch_size = self._batch_size(len(indices))
         total_loss = 0.0
         dtype = self.coefs_[0].dtype
+        # grad * 1.0 is grad: skip the weighting pass when every weight is 1.
+        unit_weights = bool(np.all(sample_weight == 1))
         for batch in gen_batches(len(indices), batch_size):
             idx = indices[batch]
             activations = _models.forward(X[idx], self.coefs_, self.intercepts_, self.activation)
@@ -360,7 +362,9 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             weight_sum = w.sum()
             if weight_sum <= 0:
                 continue
-            grad = (grad * w[:, None]).astype(dtype, copy=False)
+            if not unit_weights:
+                grad = grad * w[:, None]
+            grad = grad.astype(dtype, copy=False)
             coef_grads, intercept_grads = _models.backward(
                 activations, grad, self.coefs_, self.activation, self.alpha, weight_sum
             )

@@ -5,28 +5,50 @@ values and gradients in θ; the estimator composes it with a model. The maths
 lives in :mod:`sk_perturbed.perturbed`; this module only binds parameters.
 """
 
-from .perturbed import blackbox_loss, fenchel_young_loss, perturbed_squared_loss, squared_loss
+from .perturbed import (
+    _fast_loss_gradient,
+    _PreparedOptimizer,
+    blackbox_loss,
+    fenchel_young_loss,
+    perturbed_squared_loss,
+    squared_loss,
+)
 
 
 class _PerturbedLossMixin:
     uses_noise = True
+    _kind = None
+    _public = None
 
     def __init__(self, optimizer):
         self.optimizer = optimizer
+        self._prepared = None
+
+    def loss_gradient(self, theta, y, row_keys, seed):
+        # The optimizer is validated once per width d, then every mini-batch
+        # goes straight to the kernel (same results as the public function,
+        # which remains the path for anything unusual and raises its errors).
+        d = getattr(theta, "shape", (0, 0))[-1]
+        if self._prepared is None or self._prepared.d != d:
+            self._prepared = _PreparedOptimizer(self.optimizer, d)
+        out = _fast_loss_gradient(self._kind, self._prepared, theta, y, row_keys, seed)
+        if out is None:
+            out = type(self)._public(theta, y, self.optimizer, row_keys=row_keys, seed=seed)
+        return out
 
 
 class FenchelYoungLoss(_PerturbedLossMixin):
     """Perturbed Fenchel–Young loss (reported up to the constant εΩ(y))."""
 
-    def loss_gradient(self, theta, y, row_keys, seed):
-        return fenchel_young_loss(theta, y, self.optimizer, row_keys=row_keys, seed=seed)
+    _kind = "fenchel_young"
+    _public = staticmethod(fenchel_young_loss)
 
 
 class PerturbedSquaredLoss(_PerturbedLossMixin):
     """``½‖y - y_ε(θ)‖²``, differentiated through the perturbed maximizer."""
 
-    def loss_gradient(self, theta, y, row_keys, seed):
-        return perturbed_squared_loss(theta, y, self.optimizer, row_keys=row_keys, seed=seed)
+    _kind = "perturbed_squared"
+    _public = staticmethod(perturbed_squared_loss)
 
 
 class SquaredLoss:

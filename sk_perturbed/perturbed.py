@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import (
 )
 
 from ._noise import NOISE_IDS, SYMMETRIC_NOISES
-from ._threads import numba_threads
+from ._threads import numba_threads, resolve_n_threads
 from ._validation import check_row_keys, check_same_shape, check_theta
 from .solvers._base import BaseSolver
 from .solvers._basic import Argmax
@@ -297,22 +297,138 @@ def _require_cupy():
         ) from exc
 
 
+#: Least work (perturbed entries n·M·d) worth one more kernel thread. Below it
+#: the start-up and join of a parallel region (tens of µs idle, milliseconds
+#: to hundreds of them on an oversubscribed machine) cost more than they save;
+#: a training mini-batch (200 rows, d = 20, M = 10: 40 000 entries, about 1 ms
+#: serial) runs on one thread. Results do not depend on the thread count.
+_MIN_WORK_PER_THREAD = 1 << 16
+
+
+def _kernel_threads(n_jobs, n_rows, n_samples, d):
+    """Threads for one kernel call: ``n_jobs``'s budget, capped by the work."""
+    budget = resolve_n_threads(n_jobs)
+    return max(1, min(budget, (n_rows * n_samples * d) // _MIN_WORK_PER_THREAD))
+
+
 def _estimate_numba(
     solver, n_jobs, *, theta, row_keys, seed, n_samples, epsilon, noise,
-    multiplicative, antithetic, sign, v, control_variate,
+    multiplicative, antithetic, sign, v, control_variate, solver_arg=None,
 ):
     from ._kernels import perturbed_kernel
     from .solvers._dispatch import numba_solver_arg
 
+    if solver_arg is None:
+        solver_arg = numba_solver_arg(solver)
     want_vjp = v is not None
-    with numba_threads(n_jobs):
+    n, d = theta.shape
+    with numba_threads(_kernel_threads(n_jobs, n, n_samples, d)):
         y, grad, value, vjp = perturbed_kernel(
             theta, row_keys, np.uint64(seed), n_samples, epsilon, NOISE_IDS[noise],
             multiplicative, antithetic, sign,
-            v if want_vjp else np.zeros((0, theta.shape[1])),
-            want_vjp, control_variate, numba_solver_arg(solver),
+            v if want_vjp else np.zeros((0, d)),
+            want_vjp, control_variate, solver_arg,
         )
     return y, grad, value, (vjp if want_vjp else None)
+
+
+class _PreparedOptimizer:
+    """A :class:`PerturbedOptimizer` validated once, for repeated internal calls.
+
+    The training loop calls the losses on every mini-batch with arrays it
+    built itself (float C-contiguous θ and targets of the right shape,
+    non-negative int64 keys); re-validating parameters and inputs with
+    scikit-learn's checks each time cost more than the kernel at small M.
+    :func:`_fast_loss_gradient` runs the same kernels on the same inputs as
+    the public losses, so results are identical, and falls back to them
+    (which raise the usual errors) for anything unusual: a non-finite θ, a
+    non-numba backend, a shape it did not expect.
+    """
+
+    def __init__(self, po, d):
+        po._validate()
+        po.solver._validate_params()
+        po.solver._check_dimension(d)
+        self.po = po
+        self.d = d
+        self.gumbel_argmax = _is_gumbel_argmax(po)
+        self.solver_arg = None
+        if po.backend in ("auto", "numba"):
+            from .solvers._dispatch import numba_solver_arg
+
+            self.solver_arg = numba_solver_arg(po.solver)
+        self.usable = self.gumbel_argmax or self.solver_arg is not None
+        self.sign = po.solver._sign
+        self.kernel_args = dict(
+            n_samples=int(po.n_samples),
+            epsilon=float(po.epsilon),
+            noise=po.noise,
+            multiplicative=po.perturbation == "multiplicative",
+            antithetic=bool(po.antithetic),
+            sign=self.sign,
+            control_variate=bool(po.control_variate),
+        )
+
+    def inputs(self, theta, y, row_keys):
+        """θ and y as float64 C arrays and the keys as int64, or None to fall back."""
+        if not isinstance(theta, np.ndarray) or theta.ndim != 2 or theta.shape[1] != self.d:
+            return None
+        if theta.shape[0] < 1 or not isinstance(y, np.ndarray) or y.shape != theta.shape:
+            return None
+        theta64 = np.ascontiguousarray(theta, dtype=np.float64)
+        y64 = np.ascontiguousarray(y, dtype=np.float64)
+        if not (np.isfinite(theta64).all() and np.isfinite(y64).all()):
+            return None
+        if row_keys is None:
+            keys = np.arange(theta.shape[0], dtype=np.int64)
+        else:
+            keys = np.ascontiguousarray(row_keys, dtype=np.int64)
+            if keys.shape != (theta.shape[0],):
+                return None
+        return theta64, y64, keys
+
+    def estimate(self, theta64, keys, seed, v=None):
+        """Kernel outputs ``(y_eps, grad, value, vjp)`` in float64."""
+        seed = self.po._draw_seed() if seed is None else int(seed) & 0xFFFFFFFFFFFFFFFF
+        return _estimate_numba(
+            self.po.solver, self.po.n_jobs, theta=theta64, row_keys=keys, seed=seed, v=v,
+            solver_arg=self.solver_arg, **self.kernel_args,
+        )
+
+
+def _fast_loss_gradient(kind, prepared, theta, y, row_keys, seed):
+    """``fenchel_young_loss`` / ``perturbed_squared_loss`` on validated internal inputs.
+
+    Returns None when the inputs need the public (checked) path.
+    """
+    if not prepared.usable:
+        return None
+    checked = prepared.inputs(theta, y, row_keys)
+    if checked is None:
+        return None
+    theta64, y64, keys = checked
+    out_dtype = _output_dtype(theta)
+    if kind == "fenchel_young":
+        if prepared.gumbel_argmax:
+            eps = float(prepared.po.epsilon)
+            value = eps * logsumexp(theta64 / eps, axis=1) + eps * np.euler_gamma
+            return value - np.einsum("nd,nd->n", theta64, y64), softmax(theta64 / eps, axis=1) - y64
+        _, grad, value, _ = prepared.estimate(theta64, keys, seed)
+        value = value.astype(out_dtype, copy=False)
+        grad = grad.astype(out_dtype, copy=False)
+        sign = prepared.sign
+        loss = sign * (value - np.einsum("nd,nd->n", theta64, y64))
+        return loss, sign * (grad - y64)
+    # perturbed_squared: one pass for y_ε, one for the VJP, same keyed noise.
+    if prepared.solver_arg is None:
+        return None
+    if prepared.kernel_args["multiplicative"] and np.any(theta64 == 0):
+        return None  # the public path raises: the Jacobian is undefined at θ = 0
+    seed = prepared.po._draw_seed() if seed is None else seed
+    y_eps = prepared.estimate(theta64, keys, seed)[0]
+    residual = y_eps.astype(out_dtype, copy=False).astype(np.float64) - y64
+    vjp = prepared.estimate(theta64, keys, seed, v=residual)[3]
+    return 0.5 * np.einsum("nd,nd->n", residual, residual), vjp.astype(out_dtype, copy=False)
 
 
 def _estimate_numpy(
