@@ -76,7 +76,7 @@ def _open_uniform(bits):
     return (np.float64(bits >> np.uint64(11)) + 0.5) * _TO_UNIT
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def _standard_normal(state):
     """One N(0, 1) draw by the 256-layer ziggurat; returns (state, z)."""
     while True:

@@ -16,7 +16,7 @@ TOPK_ID = 1
 RANKING_ID = 2
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def argmax_row(x, float_params, int_params, out):
     # np.argmax returns the first maximal index: ties go to the lowest index.
     out[:] = 0.0
@@ -24,12 +24,88 @@ def argmax_row(x, float_params, int_params, out):
 
 
 @nb.njit(cache=True)
+def stable_order(x, descending, scratch):
+    """Indices that sort ``x`` stably: equal scores keep their index order.
+
+    A bucket sort over the range of the scores, finished by an insertion sort,
+    takes linear time for the spread-out scores of perturbed problems and
+    allocates one array; when the buckets are too uneven (a few far outliers)
+    it falls back to merge sort. ``scratch`` (float64, same length as ``x``,
+    not ``x`` itself) is overwritten.
+    """
+    d = x.shape[0]
+    sign = -1.0 if descending else 1.0
+    lo = sign * x[0]
+    hi = lo
+    for j in range(1, d):
+        value = sign * x[j]
+        lo = min(lo, value)
+        hi = max(hi, value)
+    # work[:d + 1]: bucket counts, then starts; work[d + 1:]: the order.
+    work = np.zeros(2 * d + 1, dtype=np.int64)
+    scale = d / (hi - lo) if hi > lo else 0.0
+    if not scale < np.inf:  # subnormal range
+        scale = 0.0
+    for j in range(d):
+        work[min(np.int64((sign * x[j] - lo) * scale), d - 1) + 1] += 1
+    # The insertion sort costs about the sum of squared bucket sizes.
+    cost = 0
+    for b in range(d):
+        cost += work[b + 1] * work[b + 1]
+        work[b + 1] += work[b]
+    if cost > 16 * d:
+        return np.argsort(sign * x, kind="mergesort")
+    order = work[d + 1 :]
+    # Bucket index is monotone in the score, and each bucket is filled in
+    # index order, so a stable insertion sort finishes the job.
+    for j in range(d):
+        value = sign * x[j]
+        b = min(np.int64((value - lo) * scale), d - 1)
+        p = work[b]
+        work[b] = p + 1
+        order[p] = j
+        scratch[p] = value
+    for p in range(1, d):
+        value = scratch[p]
+        if scratch[p - 1] <= value:
+            continue
+        j = order[p]
+        q = p - 1
+        while q >= 0 and scratch[q] > value:
+            scratch[q + 1] = scratch[q]
+            order[q + 1] = order[q]
+            q -= 1
+        scratch[q + 1] = value
+        order[q + 1] = j
+    return order
+
+
+# Up to this many items, counting pairwise comparisons (no allocation) beats sorting.
+_SMALL_D = 16
+
+
+@nb.njit(inline="always", cache=True)
+def _n_before(x, j, descending):
+    """How many items come before item ``j`` in the stable (ascending or descending) order."""
+    xj = -x[j] if descending else x[j]
+    count = 0
+    for k in range(x.shape[0]):
+        xk = -x[k] if descending else x[k]
+        # Branch-free: perturbed scores are in random order.
+        count += (xk < xj) | ((xk == xj) & (k < j))
+    return count
+
+
+@nb.njit(cache=True)
 def topk_row(x, float_params, int_params, out):
+    # Descending stable order: among equal scores the lowest indices come first.
     k = int_params[0]
     d = x.shape[0]
-    # Stable ascending sort: among equal scores the higher index sorts later,
-    # so negating keeps the lowest indices first among ties.
-    order = np.argsort(-x, kind="mergesort")
+    if d <= _SMALL_D:
+        for j in range(d):
+            out[j] = 1.0 if _n_before(x, j, True) < k else 0.0
+        return
+    order = stable_order(x, True, out)
     out[:] = 0.0
     for j in range(min(k, d)):
         out[order[j]] = 1.0
@@ -38,8 +114,13 @@ def topk_row(x, float_params, int_params, out):
 @nb.njit(cache=True)
 def ranking_row(x, float_params, int_params, out):
     # Rank d for the largest score; ties: the lower index gets the lower rank.
-    order = np.argsort(x, kind="mergesort")
-    for j in range(x.shape[0]):
+    d = x.shape[0]
+    if d <= _SMALL_D:
+        for j in range(d):
+            out[j] = _n_before(x, j, False) + 1.0
+        return
+    order = stable_order(x, False, out)
+    for j in range(d):
         out[order[j]] = j + 1.0
 
 
