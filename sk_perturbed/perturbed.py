@@ -297,12 +297,14 @@ def _require_cupy():
         ) from exc
 
 
-#: Least work (perturbed entries n·M·d) worth one more kernel thread. Below it
-#: the start-up and join of a parallel region (tens of µs idle, milliseconds
-#: to hundreds of them on an oversubscribed machine) cost more than they save;
-#: a training mini-batch (200 rows, d = 20, M = 10: 40 000 entries, about 1 ms
-#: serial) runs on one thread. Results do not depend on the thread count.
-_MIN_WORK_PER_THREAD = 1 << 16
+#: Least work (perturbed entries n·M·d) worth one more kernel thread, about
+#: 10 ms of serial work. A parallel region costs tens of µs on idle cores but,
+#: with numba's OpenMP layer spinning at its barriers, 50-100 ms on an
+#: oversubscribed machine (measured on 2 cores at load 11: a 200-row, M = 100,
+#: d = 20 call took 10 ms on 1 thread and 64 ms on 2). Training mini-batches
+#: (200 rows, d = 20, M ≤ 100) therefore run on one thread, predictions on
+#: large X in parallel. Results do not depend on the thread count.
+_MIN_WORK_PER_THREAD = 1 << 18
 
 
 def _kernel_threads(n_jobs, n_rows, n_samples, d):
