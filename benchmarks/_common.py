@@ -87,6 +87,12 @@ def command_line(script, args):
     return cmd
 
 
+def describe(estimator, keys):
+    """``'k=v, ...'`` of an estimator's parameters as actually used (defaults may move)."""
+    params = estimator.get_params()
+    return ", ".join(f"{k}={params[k]!r}" for k in keys)
+
+
 def figure(n_panels, ncols=None, width=4.0, height=3.2):
     """``n_panels`` axes (flat array), ``ncols`` per row, Agg backend (no display)."""
     import matplotlib

@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (command_line, figure, mean_std, parse_args, quiet,  # noqa: E402
+from _common import (command_line, describe, figure, mean_std, parse_args, quiet,  # noqa: E402
                      save_figure, write_report)
 
 from sk_perturbed import PerturbedStructuredClassifier  # noqa: E402
@@ -35,7 +35,8 @@ def models(seed, max_iter):
     common = dict(random_state=seed, max_iter=max_iter)
     out = {}
     for noise in ("gaussian", "gumbel"):
-        out[f"perturbed {noise} linear"] = PerturbedStructuredClassifier(noise=noise, **common)
+        out[f"perturbed {noise} linear"] = PerturbedStructuredClassifier(
+            noise=noise, model="linear", **common)
         out[f"perturbed {noise} MLP"] = PerturbedStructuredClassifier(
             noise=noise, model="mlp", hidden_layer_sizes=HIDDEN, **common)
     out["LogisticRegression"] = LogisticRegression(max_iter=1000)
@@ -64,9 +65,11 @@ def main(argv=None):
     notes = [
         f"Stratified {n_folds}-fold CV, shuffle, random_state={args.seed}; accuracy mean ± std "
         "over folds; StandardScaler in every pipeline.",
-        f"Perturbed models: library defaults (ε = 1, M = 10, Adam lr 0.01, batch 200, "
-        f"α = 1e-4, n_iter_no_change = 20) with max_iter = {max_iter}, hidden layers {HIDDEN} "
-        f"for the MLPs; MLPClassifier: sklearn defaults, hidden {HIDDEN}, max_iter = {max_iter}; "
+        "Perturbed models: model set explicitly, other parameters at the library defaults "
+        "of this run: " + describe(models(args.seed, max_iter)["perturbed gaussian MLP"],
+                                   ("epsilon", "n_samples", "learning_rate_init",
+                                    "batch_size", "alpha", "n_iter_no_change"))
+        + f", max_iter = {max_iter}, hidden layers {HIDDEN} for the MLPs; MLPClassifier: sklearn defaults, hidden {HIDDEN}, max_iter = {max_iter}; "
         "LogisticRegression: sklearn defaults (lbfgs, C = 1), max_iter = 1000.",
         f"Total wall time {time.perf_counter() - t_start:.0f} s.",
     ]
@@ -77,7 +80,7 @@ def main(argv=None):
           rows)], notes)
     fig, axes = figure(len(datasets), width=4.2, height=3.4)
     for ax, d in zip(axes, datasets):
-        ax.boxplot([scores[d, label] for label in labels], vert=False)
+        ax.boxplot([scores[d, label] for label in labels], orientation="horizontal")
         ax.set_yticks(np.arange(1, len(labels) + 1), labels, fontsize=7)
         ax.set_title(d)
         ax.set_xlabel(f"accuracy ({n_folds}-fold CV)")

@@ -28,7 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (command_line, figure, mean_std, parse_args, quiet,  # noqa: E402
+from _common import (command_line, describe, figure, mean_std, parse_args, quiet,  # noqa: E402
                      save_figure, write_report)
 
 from sk_perturbed import PerturbedRankingRegressor  # noqa: E402
@@ -76,8 +76,8 @@ class ConstantRanker(BaseEstimator, RegressorMixin):
 def methods(seed, quick):
     extra = dict(max_iter=20) if quick else {}
     return {
-        "PRR linear": make_pipeline(StandardScaler(),
-                                    PerturbedRankingRegressor(random_state=seed, **extra)),
+        "PRR linear": make_pipeline(StandardScaler(), PerturbedRankingRegressor(
+            model="linear", random_state=seed, **extra)),
         "PRR mlp": make_pipeline(StandardScaler(), PerturbedRankingRegressor(
             model="mlp", random_state=seed, **extra)),
         "ridge": make_pipeline(StandardScaler(), RidgeRanker()),
@@ -119,10 +119,13 @@ def main(argv=None):
                                for m in labels]
     notes = [
         f"KFold({n_folds}, shuffle=True, random_state={args.seed}); mean ± std over folds.",
-        "PRR = PerturbedRankingRegressor with default parameters (linear; ε = 1, M = 10, "
-        "Adam lr 0.01, batch 200, max_iter 500, n_iter_no_change 20)"
+        "PRR = PerturbedRankingRegressor with default parameters except `model`, set "
+        "explicitly to 'linear' or 'mlp'; defaults of this run: "
+        + describe(PerturbedRankingRegressor(), ("model", "epsilon", "n_samples",
+                   "learning_rate_init", "batch_size", "alpha", "max_iter",
+                   "n_iter_no_change", "hidden_layer_sizes"))
         + (" but max_iter = 20 (--quick)" if args.quick else "")
-        + f", random_state={args.seed}; 'mlp' adds model='mlp' (hidden (100,)).",
+        + f", random_state={args.seed}.",
         f"Data sets with more than {MAX_ROWS} rows (cpu, elevators) are subsampled to "
         f"{MAX_ROWS} rows (RandomState({args.seed}), without replacement).",
         f"kNN Borda: fixed k = {K_NEIGHBORS} (not tuned); ridge: alpha = 1 (not tuned).",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (command_line, epoch_curves, figure, mean_std, parse_args,  # noqa: E402
+from _common import (command_line, describe, epoch_curves, figure, mean_std, parse_args,  # noqa: E402
                      plot_curves, save_figure, write_report)
 
 from sk_perturbed import PerturbedRankingRegressor  # noqa: E402
@@ -43,7 +43,7 @@ def run_one(loss, n_train, sigma, seed, n_epochs):
     X, Y_noisy = make_perfect_ranks(n, N_FEATURES, N_LABELS, noise=sigma, random_state=seed)
     _, Y_clean = make_perfect_ranks(n, N_FEATURES, N_LABELS, noise=0.0, random_state=seed)
     X_tr, Y_tr, X_te, Y_te = X[:n_train], Y_noisy[:n_train], X[n_train:], Y_clean[n_train:]
-    est = PerturbedRankingRegressor(loss=loss, random_state=seed)  # library defaults
+    est = PerturbedRankingRegressor(loss=loss, model="linear", random_state=seed)
 
     def evaluate(model):
         pred = model.predict(X_te)
@@ -91,8 +91,9 @@ def main(argv=None):
         f"make_perfect_ranks: p = {N_FEATURES} features, d = {N_LABELS} items, train labels "
         f"with noise σ, {N_TEST} test points ranked without noise; seeds {seeds} "
         "(the seed draws W0, X, the noise, the initialisation and the perturbations).",
-        "PerturbedRankingRegressor with the library defaults (linear model, ε = 1, M = 10, "
-        "Gaussian noise, Adam lr 0.01, batch 200, α = 1e-4, blackbox λ = 10), "
+        "PerturbedRankingRegressor, linear model (the paper's), other parameters at the "
+        "library defaults of this run: " + describe(PerturbedRankingRegressor(model="linear"),
+                                                    ("model", "epsilon", "n_samples", "noise", "learning_rate_init", "batch_size", "alpha", "max_iter", "n_iter_no_change", "blackbox_lambda")) + "; "
         f"epochs of partial_fit per n_train: {cfg['n_epochs']}; metrics after the last epoch, "
         f"mean ± std over {len(seeds)} seeds.",
         f"Total wall time {time.perf_counter() - t_start:.0f} s.",

@@ -59,7 +59,7 @@ def fit_predict(method, X_tr, C_tr, P_tr, X_te, seed, steps):
     n = len(X_tr)
     epochs = max(1, math.ceil(steps * BATCH / n))  # same number of Adam steps for all
     est = PerturbedStructuredClassifier(
-        solver=DAGShortestPath(), loss=method, epsilon=1.0, n_samples=N_SAMPLES[method],
+        solver=DAGShortestPath(), loss=method, model="linear", epsilon=1.0, n_samples=N_SAMPLES[method],
         batch_size=min(BATCH, n), learning_rate_init=LR, max_iter=epochs, tol=0.0,
         n_iter_no_change=np.inf, random_state=seed)
     with quiet():
