@@ -357,6 +357,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             idx = indices[batch]
             activations = _models.forward(X[idx], self.coefs_, self.intercepts_, self.activation)
             theta = activations[-1]
+            if not np.isfinite(theta).all():
+                self._raise_diverged()
             values, grad = loss.loss_gradient(theta, targets[idx], idx, seed)
             w = sample_weight[idx]
             weight_sum = w.sum()
@@ -374,17 +376,20 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         total_weight = sample_weight[indices].sum()
         l2 = 0.5 * self.alpha * sum(float(np.sum(W * W)) for W in self.coefs_)
         epoch_loss = (total_loss + l2) / max(total_weight, np.finfo(float).tiny)
-        self.n_iter_ += 1
         if not np.isfinite(epoch_loss) or not all(np.all(np.isfinite(p)) for p in self.coefs_):
-            raise ValueError(
-                f"{type(self).__name__} diverged at epoch {self.n_iter_}: the loss or the "
-                "weights are no longer finite. Lower learning_rate_init, scale X (e.g. "
-                "StandardScaler), or increase alpha."
-            )
+            self._raise_diverged()
+        self.n_iter_ += 1
         self.loss_ = epoch_loss
         self.loss_curve_.append(epoch_loss)
         if self.verbose:
             print(f"Iteration {self.n_iter_}, loss = {epoch_loss:.8f}")
+
+    def _raise_diverged(self):
+        raise ValueError(
+            f"{type(self).__name__} diverged in epoch {self.n_iter_ + 1}: the scores, the "
+            "loss or the weights are no longer finite. Lower learning_rate_init, scale X "
+            "(e.g. StandardScaler), or increase alpha."
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

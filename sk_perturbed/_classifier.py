@@ -110,7 +110,7 @@ feature_names_in_
 
     def __init__(
         self, solver="argmax", *, epsilon=1.0, n_samples=10, noise="gaussian",
-        perturbation="additive", loss="fenchel_young", blackbox_lambda=10.0, model="linear",
+        perturbation="additive", loss="fenchel_young", blackbox_lambda=10.0, model="mlp",
         hidden_layer_sizes=(100,), activation="relu", optimizer="adam",
         learning_rate="constant", learning_rate_init=0.01, power_t=0.5, momentum=0.9,
         nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, adam_epsilon=1e-8, alpha=1e-4,

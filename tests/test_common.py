@@ -28,12 +28,12 @@ def _expected_failed_checks(estimator):
 
 FAST = dict(max_iter=30, random_state=0)
 ESTIMATORS = [
-    PerturbedRankingRegressor(**FAST),
+    PerturbedRankingRegressor(model="linear", **FAST),
     PerturbedRankingRegressor(model="mlp", hidden_layer_sizes=(8,), **FAST),
-    PerturbedStructuredClassifier(**FAST),
+    PerturbedStructuredClassifier(model="linear", **FAST),
     PerturbedStructuredClassifier(model="mlp", hidden_layer_sizes=(8,), **FAST),
-    PerturbedStructuredClassifier(solver=Argmax(), noise="gumbel", **FAST),
-    PerturbedStructuredClassifier(solver="argmax", loss="perturbed_squared", **FAST),
+    PerturbedStructuredClassifier(solver=Argmax(), noise="gumbel", model="linear", **FAST),
+    PerturbedStructuredClassifier(solver="argmax", loss="perturbed_squared", model="linear", **FAST),
 ]
 
 

@@ -41,7 +41,7 @@ def blobs():
 # ------------------------------------------------------------------ quality
 def test_linear_ranker_perfect_ranks(ranks):
     X, Y, X_test, Y_test = ranks
-    model = PerturbedRankingRegressor(random_state=0).fit(X, Y)
+    model = PerturbedRankingRegressor(model="linear", random_state=0).fit(X, Y)
     assert model.score(X_test, Y_test) >= 0.95
 
 
@@ -52,7 +52,7 @@ def test_linear_ranker_perfect_ranks(ranks):
 ])
 def test_every_loss_learns_rankings(ranks, loss, floor):
     X, Y, X_test, Y_test = ranks
-    model = PerturbedRankingRegressor(loss=loss, max_iter=100, random_state=0)
+    model = PerturbedRankingRegressor(loss=loss, model="linear", max_iter=100, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X[:600], Y[:600])
@@ -71,10 +71,10 @@ def test_mlp_argmax_matches_mlpclassifier_on_digits():
 def test_gumbel_linear_classifier_is_logistic_regression(blobs):
     X, y = blobs
     ours = PerturbedStructuredClassifier(
-        noise="gumbel", alpha=0.0, max_iter=2000, tol=1e-7, n_iter_no_change=50,
+        noise="gumbel", model="linear", alpha=0.0, max_iter=2000, tol=1e-7, n_iter_no_change=50,
         learning_rate_init=0.01, random_state=0,
     ).fit(X, y)
-    reference = LogisticRegression(penalty=None, max_iter=5000).fit(X, y)
+    reference = LogisticRegression(C=np.inf, max_iter=5000).fit(X, y)  # no penalty
     np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), atol=0.02)
 
 
@@ -82,7 +82,8 @@ def test_gumbel_linear_classifier_is_logistic_regression(blobs):
 def test_structured_classifier_learns_shortest_paths(loss):
     X, costs, paths = make_shortest_path(600, deg=2, noise_width=0.5, random_state=0)
     model = PerturbedStructuredClassifier(
-        solver=DAGShortestPath(), loss=loss, n_samples=5, max_iter=30, random_state=0
+        solver=DAGShortestPath(), loss=loss, model="linear", n_samples=5, max_iter=30,
+        random_state=0,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -227,7 +228,7 @@ def test_sample_weight_zero_drops_samples(blobs):
     X, y = blobs
     weights = np.ones(len(y))
     weights[::2] = 0
-    params = dict(noise="gumbel", max_iter=20, shuffle=False, batch_size=len(y), random_state=0)
+    params = dict(noise="gumbel", model="linear", max_iter=20, shuffle=False, batch_size=len(y), random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         weighted = PerturbedStructuredClassifier(**params).fit(X, y, sample_weight=weights)
