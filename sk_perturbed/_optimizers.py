@@ -66,17 +66,44 @@ class AdamOptimizer:
         self.t = 0
         self.first = [np.zeros_like(p) for p in params]
         self.second = [np.zeros_like(p) for p in params]
+        self._buffers = None  # scratch arrays, made on the first step
 
     def step(self, grads, n_seen):
         self.t += 1
         correction = np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
         step_size = self.learning_rate_init * correction
-        for p, m, s, g in zip(self.params, self.first, self.second, grads):
+        if self._buffers is None:
+            # The last stage runs in the dtype of step_size * m (float64 for a
+            # float32 model, as NumPy promotes it), hence its own buffer then.
+            self._buffers = []
+            for m in self.first:
+                a = np.empty_like(m)
+                c_dtype = np.result_type(step_size, m)
+                c = a if c_dtype == m.dtype else np.empty(m.shape, c_dtype)
+                self._buffers.append((a, np.empty_like(m), c))
+        # The same operations in the same order as
+        #   m = b1·m + (1-b1)·g;  s = b2·s + ((1-b2)·g)·g;  p -= (step·m) / (√s + eps)
+        # written into scratch arrays instead of fresh temporaries.
+        for p, m, s, g, (a, b, c) in zip(self.params, self.first, self.second, grads,
+                                         self._buffers):
             m *= self.beta_1
-            m += (1 - self.beta_1) * g
+            np.multiply(g, 1 - self.beta_1, out=a)
+            m += a
             s *= self.beta_2
-            s += (1 - self.beta_2) * g * g
-            p -= step_size * m / (np.sqrt(s) + self.epsilon)
+            np.multiply(g, 1 - self.beta_2, out=a)
+            a *= g
+            s += a
+            np.sqrt(s, out=b)
+            b += self.epsilon
+            np.multiply(m, step_size, out=c)
+            c /= b
+            p -= c
+
+    def __getstate__(self):
+        # Scratch space is not state: keep pickles of fitted estimators small.
+        state = self.__dict__.copy()
+        state["_buffers"] = None
+        return state
 
     def on_plateau(self, verbose=False):
         return False
