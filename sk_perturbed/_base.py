@@ -97,6 +97,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets; see the estimator's documentation.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -115,12 +116,16 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets; see the estimator's documentation.
         sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss.
 
         Returns
         -------
         self : object
+            Updated estimator.
         """
         if not hasattr(self, "coefs_"):
             self._validate_params()
@@ -137,6 +142,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input samples.
 
         Returns
         -------
@@ -159,10 +165,12 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input samples.
 
         Returns
         -------
         y_eps : ndarray of shape (n_samples, n_outputs)
+            Expected structure of each sample under the perturbations.
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
@@ -182,10 +190,12 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input samples.
 
         Returns
         -------
         Y_pred : ndarray
+            Predictions; see the estimator's documentation.
         """
         theta = self.predict_scores(X)
         with training_threads(self.n_jobs):
