@@ -26,7 +26,9 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
     n_samples : int, default=10
         Perturbations M per sample and step.
     noise : {'gaussian', 'gumbel'}, default='gaussian'
+        Distribution of the noise Z.
     perturbation : {'additive', 'multiplicative'}, default='additive'
+        ``θ + εZ``, or ``θ ⊙ exp(εZ - ε²/2)``, which keeps the sign of each score.
     loss : {'fenchel_young', 'perturbed_squared', 'squared', 'blackbox'}, default='fenchel_young'
         'fenchel_young' is the perturbed FY loss (gradient ``y_ε(θ) - y``);
         'perturbed_squared' is ``½‖y - y_ε(θ)‖²``; 'squared' regresses the ranks
@@ -41,14 +43,19 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
     hidden_layer_sizes : tuple of int, default=(100,)
         Hidden layers of the MLP (ignored by the linear model).
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        Activation of the hidden layers of the MLP.
     optimizer : {'adam', 'sgd'}, default='adam'
+        Stochastic gradient method (``solver`` is the combinatorial oracle).
     learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
         Step schedule of 'sgd'.
     learning_rate_init : float, default=0.01
+        Initial step size.
     power_t : float, default=0.5
         Exponent of 'invscaling'.
     momentum : float, default=0.9
+        Momentum of 'sgd'.
     nesterovs_momentum : bool, default=True
+        Whether 'sgd' uses Nesterov's momentum.
     beta_1, beta_2 : float, default=0.9, 0.999
         Adam's moment decay rates.
     adam_epsilon : float, default=1e-8
@@ -60,20 +67,28 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
     max_iter : int, default=500
         Maximum number of epochs.
     tol : float, default=1e-4
+        Minimal improvement of the training loss (or validation score) that
+        counts as progress.
     n_iter_no_change : int, default=20
         Epochs without improvement of ``tol`` before stopping.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data, stop on its Spearman
         score and restore the best weights.
     validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping.
     shuffle : bool, default=True
+        Whether to shuffle the samples at each epoch.
     warm_start : bool, default=False
+        Whether ``fit`` continues from the current weights.
     random_state : int, RandomState instance or None, default=None
         Seeds initialization, shuffling, the validation split and the noise.
     verbose : bool, default=False
+        Whether to print the loss at each epoch.
     n_jobs : int, default=None
         Threads of the numba kernels during this estimator's calls.
     backend : {'auto', 'numba', 'numpy', 'cupy'}, default='auto'
+        Where the perturbed estimates run; see
+        :class:`~sk_perturbed.perturbed.PerturbedOptimizer`.
 
     Attributes
     ----------
@@ -186,10 +201,12 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input samples.
 
         Returns
         -------
         ranks : ndarray of shape (n_samples, n_items)
+            Ranks of the items for each sample.
         """
         return super().predict(X)
 
@@ -199,6 +216,7 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input samples.
 
         Returns
         -------
@@ -213,13 +231,16 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Test samples.
         y : array-like of shape (n_samples, n_items)
             True relevance scores or ranks (higher = better).
         sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the mean.
 
         Returns
         -------
         score : float
+            Mean Spearman ρ, in [-1, 1].
         """
         Y_pred = self.predict(X)
         Y = np.asarray(y)
