@@ -71,14 +71,67 @@ class PerturbedStructuredClassifier(ClassifierMixin, BasePerturbedEstimator):
         With 'gumbel' and the argmax solver, the FY loss is the logistic loss
         and ``predict_proba`` is ``softmax(θ/ε)``, both computed exactly.
     perturbation : {'additive', 'multiplicative'}, default='additive'
-        Use 'multiplicative' for solvers that need non-negative costs.
-    loss, blackbox_lambda, model, hidden_layer_sizes, activation, optimizer, \
-learning_rate, learning_rate_init, power_t, momentum, nesterovs_momentum, \
-beta_1, beta_2, adam_epsilon, alpha, batch_size, max_iter, tol, \
-n_iter_no_change, early_stopping, validation_fraction, shuffle, warm_start, \
-random_state, verbose, n_jobs, backend
-        As in :class:`~sk_perturbed.PerturbedRankingRegressor`. Early
-        stopping monitors accuracy (exact-match ratio for structures).
+        ``θ + εZ``, or ``θ ⊙ exp(εZ - ε²/2)``, which keeps the sign of each
+        score: use 'multiplicative' for solvers that need non-negative costs.
+    loss : {'fenchel_young', 'perturbed_squared', 'squared', 'blackbox'}, \
+default='fenchel_young'
+        'fenchel_young' is the perturbed FY loss (gradient ``y_ε(θ) - y``);
+        'perturbed_squared' is ``½‖y - y_ε(θ)‖²``; 'squared' regresses the
+        structures directly, ``½‖y - θ‖²``; 'blackbox' is ``½‖y - y*(θ)‖²`` with
+        the interpolation gradient of Vlastelica et al. (2019).
+    blackbox_lambda : float, default=10.0
+        Interpolation step λ of the 'blackbox' loss.
+    model : {'linear', 'mlp'}, default='mlp'
+        ``θ = XW + b``, or an MLP with ``hidden_layer_sizes``.
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Hidden layers of the MLP (ignored by the linear model).
+    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        Activation of the hidden layers of the MLP.
+    optimizer : {'adam', 'sgd'}, default='adam'
+        Stochastic gradient method (``solver`` is the combinatorial oracle).
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Step schedule of 'sgd'.
+    learning_rate_init : float, default=0.01
+        Initial step size.
+    power_t : float, default=0.5
+        Exponent of 'invscaling'.
+    momentum : float, default=0.9
+        Momentum of 'sgd'.
+    nesterovs_momentum : bool, default=True
+        Whether 'sgd' uses Nesterov's momentum.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's moment decay rates.
+    adam_epsilon : float, default=1e-8
+        Adam's numerical-stability constant (``epsilon`` is the noise scale).
+    alpha : float, default=1e-4
+        L2 penalty.
+    batch_size : int or 'auto', default='auto'
+        ``min(200, n_samples)`` for 'auto'.
+    max_iter : int, default=500
+        Maximum number of epochs.
+    tol : float, default=1e-4
+        Minimal improvement of the training loss (or validation score) that
+        counts as progress.
+    n_iter_no_change : int, default=20
+        Epochs without improvement of ``tol`` before stopping.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop on its accuracy
+        (exact-match ratio for structures) and restore the best weights.
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping.
+    shuffle : bool, default=True
+        Whether to shuffle the samples at each epoch.
+    warm_start : bool, default=False
+        Whether ``fit`` continues from the current weights.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization, shuffling, the validation split and the noise.
+    verbose : bool, default=False
+        Whether to print the loss at each epoch.
+    n_jobs : int, default=None
+        Threads of the numba kernels during this estimator's calls.
+    backend : {'auto', 'numba', 'numpy', 'cupy'}, default='auto'
+        Where the perturbed estimates run; see
+        :class:`~sk_perturbed.perturbed.PerturbedOptimizer`.
 
     Attributes
     ----------
@@ -255,15 +308,19 @@ feature_names_in_
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : array-like of shape (n_samples,) or (n_samples, d)
+            Class labels, or structures.
         classes : array-like of shape (n_classes,), default=None
             All classes that will ever appear; required on the first call
             with 1-D labels.
         sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss.
 
         Returns
         -------
         self : object
+            Updated estimator.
         """
         if not hasattr(self, "coefs_") and np.ndim(y) == 1:
             if classes is None:
@@ -281,10 +338,12 @@ feature_names_in_
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Input samples.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            Class probabilities, in the order of ``classes_``.
         """
         proba = self.predict_marginals(X)
         # Monte Carlo frequencies are exact multiples of 1/M; clip tiny round-off.
@@ -296,12 +355,16 @@ feature_names_in_
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Test samples.
         y : array-like of shape (n_samples,) or (n_samples, d)
+            True labels, or true structures.
         sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the mean.
 
         Returns
         -------
         score : float
+            Accuracy, or fraction of structures predicted exactly.
         """
         Y_pred = self.predict(X)
         Y = np.asarray(y)
