@@ -52,7 +52,7 @@ PerturbedEstimate = namedtuple(
 )
 PerturbedEstimate.__doc__ = """Monte Carlo estimates for a batch θ of shape (n, d).
 
-Attributes
+Parameters
 ----------
 y_eps : ndarray of shape (n, d)
     Perturbed maximizer ``y_ε(θ) = E[y*(θ̃)]``.
@@ -262,15 +262,57 @@ class PerturbedOptimizer:
         return backend
 
     def __call__(self, theta, *, row_keys=None):
-        """Perturbed maximizer ``y_ε(θ)``, shape (n, d)."""
+        """Perturbed maximizer ``y_ε(θ)``, shape (n, d).
+
+        Parameters
+        ----------
+        theta : array-like of shape (n, d)
+            Scores (or costs for a minimizing solver), one problem per row.
+        row_keys : array-like of int of shape (n,), default=None
+            Noise key of each row; ``arange(n)`` by default.
+
+        Returns
+        -------
+        y_eps : ndarray of shape (n, d)
+            Monte Carlo estimate of ``E[y*(θ + εZ)]`` for each row.
+        """
         return self.estimate(theta, row_keys=row_keys).y_eps
 
     def expected_max(self, theta, *, row_keys=None):
-        """Perturbed optimal value ``F̂_ε(θ)``, shape (n,)."""
+        """Perturbed optimal value ``F̂_ε(θ)``, shape (n,).
+
+        Parameters
+        ----------
+        theta : array-like of shape (n, d)
+            Scores (or costs for a minimizing solver), one problem per row.
+        row_keys : array-like of int of shape (n,), default=None
+            Noise key of each row; ``arange(n)`` by default.
+
+        Returns
+        -------
+        expected_max : ndarray of shape (n,)
+            Monte Carlo estimate of ``E[max_y <y, θ + εZ>]`` for each row (the
+            expected minimum for a minimizing solver).
+        """
         return self.estimate(theta, row_keys=row_keys).expected_max
 
     def vjp(self, theta, v, *, row_keys=None):
-        """Vector–Jacobian product ``vᵀ J_θ y_ε(θ)``, shape (n, d)."""
+        """Vector–Jacobian product ``vᵀ J_θ y_ε(θ)``, shape (n, d).
+
+        Parameters
+        ----------
+        theta : array-like of shape (n, d)
+            Scores (or costs for a minimizing solver), one problem per row.
+        v : array-like of shape (n, d)
+            Cotangent: one vector per row.
+        row_keys : array-like of int of shape (n,), default=None
+            Noise key of each row; ``arange(n)`` by default.
+
+        Returns
+        -------
+        vjp : ndarray of shape (n, d)
+            Monte Carlo estimate of ``vᵀ J_θ y_ε(θ)`` for each row.
+        """
         return self.estimate(theta, v, row_keys=row_keys).vjp
 
     def __repr__(self):
@@ -486,6 +528,30 @@ def exact_marginals(po, theta):
     Gaussian gives ``P(i wins) = E_z[Π_{j≠i} Φ((θ_i - θ_j)/ε + z)]``, a 1-D
     integral computed by Gauss–Hermite quadrature (for d ≤ 256). Both are
     monotone in θ, so their argmax is the argmax of θ.
+
+    Parameters
+    ----------
+    po : PerturbedOptimizer
+        Supplies the solver, ε, the noise and the perturbation.
+    theta : array-like of shape (n, d)
+        Scores.
+
+    Returns
+    -------
+    y_eps : ndarray of shape (n, d) or None
+        The exact ``y_ε(θ)``, or None when no closed form is known for
+        ``po`` (then use ``po(theta)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_perturbed.perturbed import PerturbedOptimizer, exact_marginals
+    >>> from sk_perturbed.solvers import Argmax, Ranking
+    >>> po = PerturbedOptimizer(Argmax(), noise="gumbel")
+    >>> exact_marginals(po, np.array([[0.0, np.log(3.0)]])).round(3)  # softmax
+    array([[0.25, 0.75]])
+    >>> exact_marginals(PerturbedOptimizer(Ranking()), np.array([[0.0, 1.0]])) is None
+    True
     """
     if type(po.solver) is not Argmax or po.perturbation != "additive":
         return None
@@ -538,7 +604,9 @@ def fenchel_young_loss(theta, y, po, *, row_keys=None, seed=None):
     Returns
     -------
     loss : ndarray of shape (n,)
+        ``F̂_ε(θ) - <θ, y>`` for each row (the FY loss minus ``εΩ(y)``).
     grad : ndarray of shape (n, d)
+        ``y_ε(θ) - y`` for each row (``y - y_ε(θ)`` for a minimizing solver).
 
     Examples
     --------
@@ -569,12 +637,38 @@ def perturbed_squared_loss(theta, y, po, *, row_keys=None, seed=None):
     """``½‖y - y_ε(θ)‖²`` and its gradient ``(y_ε(θ) - y)ᵀ J_θ y_ε(θ)``.
 
     The gradient back-propagates through the perturbed maximizer with the
-    Monte Carlo vector–Jacobian product of ``po``.
+    Monte Carlo vector–Jacobian product of ``po``. Both estimates use the same
+    draws, so the gradient estimate has a bias of order 1/M.
+
+    Parameters
+    ----------
+    theta : array-like of shape (n, d)
+        Raw scores (or costs).
+    y : array-like of shape (n, d)
+        Target structures.
+    po : PerturbedOptimizer
+        Supplies the solver, ε, M, noise and seed.
+    row_keys : array-like of int of shape (n,), default=None
+        Noise key of each row.
+    seed : int, default=None
+        Overrides the optimizer's seed.
 
     Returns
     -------
     loss : ndarray of shape (n,)
+        ``½‖y - y_ε(θ)‖²`` for each row.
     grad : ndarray of shape (n, d)
+        Its gradient in θ for each row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_perturbed.perturbed import PerturbedOptimizer, perturbed_squared_loss
+    >>> from sk_perturbed.solvers import Ranking
+    >>> po = PerturbedOptimizer(Ranking(), epsilon=0.5, n_samples=100, random_state=0)
+    >>> loss, grad = perturbed_squared_loss([[0.0, 1.0, 2.0]], [[3.0, 2.0, 1.0]], po)
+    >>> loss.shape, grad.shape
+    ((1,), (1, 3))
     """
     theta_checked = check_theta(theta, po.solver)
     y = check_same_shape(y, theta_checked, "y")
@@ -588,7 +682,29 @@ def perturbed_squared_loss(theta, y, po, *, row_keys=None, seed=None):
 
 
 def squared_loss(theta, y):
-    """``½‖y - θ‖²`` and its gradient ``θ - y`` (regression on the targets)."""
+    """``½‖y - θ‖²`` and its gradient ``θ - y`` (regression on the targets).
+
+    Parameters
+    ----------
+    theta : array-like of shape (n, d)
+        Raw scores.
+    y : array-like of shape (n, d)
+        Targets.
+
+    Returns
+    -------
+    loss : ndarray of shape (n,)
+        ``½‖y - θ‖²`` for each row.
+    grad : ndarray of shape (n, d)
+        ``θ - y``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_perturbed.perturbed import squared_loss
+    >>> squared_loss(np.array([[1.0, 2.0]]), np.array([[0.0, 2.0]]))
+    (array([0.5]), array([[1., 0.]]))
+    """
     theta = check_array(theta, dtype=np.float64, order="C", input_name="theta")
     y = check_same_shape(y, theta, "y")
     residual = theta - y
@@ -607,15 +723,30 @@ def blackbox_loss(theta, y, solver, *, lambda_=10.0):
     Parameters
     ----------
     theta : array-like of shape (n, d)
+        Raw scores (or costs for a minimizing solver).
     y : array-like of shape (n, d)
+        Target structures.
     solver : BaseSolver
+        The combinatorial oracle.
     lambda_ : float, default=10.0
         Interpolation step λ > 0: larger steps see structures further away.
 
     Returns
     -------
     loss : ndarray of shape (n,)
+        ``½‖y - y*(θ)‖²`` for each row.
     grad : ndarray of shape (n, d)
+        The interpolation gradient for each row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_perturbed.perturbed import blackbox_loss
+    >>> from sk_perturbed.solvers import Ranking
+    >>> loss, grad = blackbox_loss(np.array([[0.0, 1.0, 2.0]]), np.array([[3.0, 2.0, 1.0]]),
+    ...                            Ranking())
+    >>> loss, grad
+    (array([4.]), array([[-0.2,  0. ,  0.2]]))
     """
     if not (isinstance(lambda_, numbers.Real) and lambda_ > 0 and np.isfinite(lambda_)):
         raise ValueError(f"lambda_ must be a finite float > 0, got {lambda_!r}.")
