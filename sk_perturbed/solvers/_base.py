@@ -16,13 +16,27 @@ class BaseSolver(BaseEstimator):
     solve whole batches in Python by overriding ``_solve_batch``. They derive
     from :class:`~sklearn.base.BaseEstimator` so that ``get_params`` and
     ``set_params`` work and nested parameters (``solver__k``) can be searched.
+
+    Examples
+    --------
+    >>> from sk_perturbed.solvers import BaseSolver, GridShortestPath, Ranking
+    >>> isinstance(Ranking(), BaseSolver)
+    True
+    >>> Ranking().sense, GridShortestPath().sense
+    ('max', 'min')
     """
 
     #: 'max' for a maximizing oracle, 'min' for a minimizing one.
     sense = "max"
 
     def dimension(self):
-        """Length d of θ and of the structures, or None when any d ≥ 1 works."""
+        """Length d of θ and of the structures, or None when any d ≥ 1 works.
+
+        Returns
+        -------
+        d : int or None
+            The dimension this solver requires, or None.
+        """
         return None
 
     @property
