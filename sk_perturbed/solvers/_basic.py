@@ -142,7 +142,7 @@ class Argmax(BaseSolver):
 
 
 class TopK(BaseSolver):
-    """k-hot selection of the ``k`` largest scores.
+    """K-hot selection of the ``k`` largest scores.
 
     The structure has ones at the ``k`` largest entries of θ; among equal
     scores the lowest indices are selected first.
