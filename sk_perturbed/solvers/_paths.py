@@ -235,13 +235,23 @@ class DAGShortestPath(BaseSolver):
         check_grid_shape(self.grid, "grid", type(self).__name__)
 
     def dimension(self):
-        """Number of arcs d = rows·(cols − 1) + (rows − 1)·cols."""
+        """Number of arcs d = rows·(cols − 1) + (rows − 1)·cols.
+
+        Returns
+        -------
+        d : int
+            Length of θ: one cost per arc.
+        """
         return _grid_n_arcs(*check_grid_shape(self.grid, "grid", type(self).__name__))
 
     def arcs(self):
-        """Arcs as an (d, 2) int array of (tail, head) node indices, in θ's order.
+        """Return the arcs of the grid, in the order of the entries of θ.
 
-        Node ``(r, c)`` has index ``r * cols + c``.
+        Returns
+        -------
+        arcs : ndarray of int64 of shape (d, 2)
+            ``(tail, head)`` node indices of each arc; node ``(r, c)`` has
+            index ``r * cols + c``.
         """
         rows, cols = check_grid_shape(self.grid, "grid", type(self).__name__)
         arcs = np.empty((_grid_n_arcs(rows, cols), 2), dtype=np.int64)
@@ -325,7 +335,13 @@ class GridShortestPath(BaseSolver):
             raise ValueError(f"{name}: neighborhood must be 4 or 8, got {self.neighborhood!r}.")
 
     def dimension(self):
-        """Number of cells d = rows·cols."""
+        """Number of cells d = rows·cols.
+
+        Returns
+        -------
+        d : int
+            Length of θ: one cost per cell.
+        """
         rows, cols = check_grid_shape(self.shape, "shape", type(self).__name__)
         return rows * cols
 
