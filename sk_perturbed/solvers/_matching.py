@@ -125,7 +125,13 @@ class Assignment(BaseSolver):
         check_int(self.n, "n", type(self).__name__, min_value=1)
 
     def dimension(self):
-        """Number of entries d = n² of the cost matrix."""
+        """Number of entries d = n² of the cost matrix.
+
+        Returns
+        -------
+        d : int
+            Length of θ: the flattened n×n cost matrix.
+        """
         self._validate_params()
         return self.n * self.n
 
