@@ -90,7 +90,13 @@ class Knapsack(BaseSolver):
         self._checked_params()
 
     def dimension(self):
-        """Number of items d = len(weights)."""
+        """Number of items d = len(weights).
+
+        Returns
+        -------
+        d : int
+            Length of θ: one value per item.
+        """
         return self._checked_params()[0].size
 
     def _numba_spec(self):
