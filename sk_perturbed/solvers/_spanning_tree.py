@@ -114,7 +114,13 @@ class SpanningTree(BaseSolver):
         self._checked_params()
 
     def dimension(self):
-        """Number of edges d = len(edges)."""
+        """Number of edges d = len(edges).
+
+        Returns
+        -------
+        d : int
+            Length of θ: one weight per edge.
+        """
         return self._checked_params()[1].shape[0]
 
     def _numba_spec(self):
