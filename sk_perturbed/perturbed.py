@@ -373,6 +373,14 @@ def _estimate_numba(
             v if want_vjp else np.zeros((0, d)),
             want_vjp, control_variate, solver_arg,
         )
+    # Exceptions raised inside numba's parallel loops are unreliable, so row
+    # kernels flag a problem they cannot solve with NaN and it is raised here.
+    if not np.isfinite(value).all():
+        bad = int(np.flatnonzero(~np.isfinite(value))[0])
+        raise ValueError(
+            f"{type(solver).__name__} could not solve a perturbed problem of row {bad} "
+            f"(row key {int(row_keys[bad])}). {solver._invalid_output_hint()}"
+        )
     return y, grad, value, (vjp if want_vjp else None)
 
 

@@ -459,10 +459,6 @@ def test_perturbed_grid_shortest_path_additive_noise_raises_with_numpy_backend()
         po(np.ones((2, 9)))
 
 
-@pytest.mark.xfail(
-    reason="The fused kernel flags negative costs with NaN rows; PerturbedOptimizer "
-    "does not yet turn non-finite kernel outputs into an error (core issue).",
-)
 def test_perturbed_grid_shortest_path_additive_noise_raises_with_numba_backend():
     po = PerturbedOptimizer(
         GridShortestPath(shape=(3, 3)), epsilon=1.0, n_samples=50, random_state=0,
@@ -511,7 +507,7 @@ def test_wrong_theta_length(solver, perturbation):
         (CallableSolver(func=3), "func must be callable"),
         (CallableSolver(np.sign, sense="maximize"), "sense must be 'max' or 'min'"),
         (CallableSolver(np.sign, n_jobs=0), "n_jobs must be None or a non-zero integer"),
-        (CallableSolver(np.sign, dimension=0), "dimension must be >= 1"),
+        (CallableSolver(np.sign, d=0), "d must be >= 1"),
         (CallableSolver(np.sign, batched="yes"), "batched must be a bool"),
     ],
     ids=repr,
@@ -590,12 +586,12 @@ def test_callable_solver_min_sense():
 
 
 def test_callable_solver_params_and_clone():
-    solver = CallableSolver(_argmax_python, batched=False, sense="max", n_jobs=2, dimension=5)
+    solver = CallableSolver(_argmax_python, batched=False, sense="max", n_jobs=2, d=5)
     assert solver.get_params() == {
-        "func": _argmax_python, "batched": False, "sense": "max", "n_jobs": 2, "dimension": 5,
+        "func": _argmax_python, "batched": False, "sense": "max", "n_jobs": 2, "d": 5,
     }
     cloned = clone(solver)
-    assert cloned.func is _argmax_python and cloned.dimension == 5
+    assert cloned.func is _argmax_python and cloned.d == 5 == cloned.dimension()
     with pytest.raises(ValueError, match=r"CallableSolver\(_argmax_python\) expects θ with 5"):
         cloned(np.ones((1, 4)))
 

@@ -55,6 +55,10 @@ class BaseSolver(BaseEstimator):
         """A user ``@njit`` function θ (d,) → y (d,) to call inside the kernels, or None."""
         return None
 
+    def _invalid_output_hint(self):
+        """Advice shown when the numba kernel reports an unsolvable row."""
+        return "Its row kernel returned a non-finite structure."
+
     def _validate_params(self):
         """Check the solver's own parameters; raise ``ValueError`` on a bad one."""
 

@@ -53,10 +53,9 @@ class CallableSolver(BaseSolver):
         sequentially, -1 uses all CPUs (joblib's convention). The rows are
         split in contiguous chunks, one task per chunk. Ignored for a numba
         function, which runs in the numba kernels' threads.
-    dimension : int, default=None
-        The length d that ``func`` expects, checked against θ; None accepts
-        any d. (For this solver ``dimension`` is this parameter, not the
-        method of the other solvers.)
+    d : int, default=None
+        The length of θ that ``func`` expects, checked on every call; None
+        accepts any length.
 
     Examples
     --------
@@ -71,12 +70,12 @@ class CallableSolver(BaseSolver):
     True
     """
 
-    def __init__(self, func, batched=False, sense="max", n_jobs=None, dimension=None):
+    def __init__(self, func, batched=False, sense="max", n_jobs=None, d=None):
         self.func = func
         self.batched = batched
         self.sense = sense
         self.n_jobs = n_jobs
-        self.dimension = dimension
+        self.d = d
 
     def _validate_params(self):
         if not callable(self.func):
@@ -91,15 +90,17 @@ class CallableSolver(BaseSolver):
             raise ValueError(
                 f"CallableSolver: n_jobs must be None or a non-zero integer, got {self.n_jobs!r}."
             )
-        if self.dimension is not None:
-            check_int(self.dimension, "dimension", "CallableSolver", min_value=1)
+        if self.d is not None:
+            check_int(self.d, "d", "CallableSolver", min_value=1)
+
+    def dimension(self):
+        return self.d
 
     def _check_dimension(self, d):
-        # ``dimension`` is a parameter here, shadowing BaseSolver.dimension().
-        if self.dimension is not None and d != self.dimension:
+        if self.d is not None and d != self.d:
             raise ValueError(
                 f"CallableSolver({_function_name(self.func)}) expects θ with "
-                f"{self.dimension} columns, got {d}."
+                f"{self.d} columns, got {d}."
             )
 
     def _numba_function(self):

@@ -48,7 +48,8 @@ def solve_builtin_row(solver_id, float_params, int_params, x, out):
     elif solver_id == SPANNING_TREE_ID:
         spanning_tree_row(x, float_params, int_params, out)
     else:
-        raise ValueError("unknown built-in solver id")
+        # No raise: exceptions are unreliable in parallel loops; NaN is reported.
+        out[:] = np.nan
 
 
 def call_solver(solver, x, out):
@@ -68,9 +69,10 @@ def _call_solver_impl(solver, x, out):
     def impl(solver, x, out):
         y = solver(x)
         if y.shape[0] != out.shape[0]:
-            raise ValueError("user solver returned a structure of the wrong length")
-        for j in range(out.shape[0]):
-            out[j] = y[j]
+            out[:] = np.nan  # reported by the caller as an unsolvable row
+        else:
+            for j in range(out.shape[0]):
+                out[j] = y[j]
 
     return impl
 

@@ -350,6 +350,9 @@ class GridShortestPath(BaseSolver):
             raise ValueError(NEGATIVE_COST_MESSAGE)
         return super()._solve_batch(theta)
 
+    def _invalid_output_hint(self):
+        return NEGATIVE_COST_MESSAGE
+
     def _numba_spec(self):
         self._validate_params()
         rows, cols = self.shape
