@@ -94,6 +94,13 @@ class CallableSolver(BaseSolver):
             check_int(self.d, "d", "CallableSolver", min_value=1)
 
     def dimension(self):
+        """The length ``d`` of θ given at construction, or None.
+
+        Returns
+        -------
+        d : int or None
+            The parameter ``d``: None when ``func`` accepts any length.
+        """
         return self.d
 
     def _check_dimension(self, d):
