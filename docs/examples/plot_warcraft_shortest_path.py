@@ -70,8 +70,7 @@ def dijkstra_positive(theta):
     return dijkstra(np.maximum(theta, 1e-2))
 
 
-solver = CallableSolver(dijkstra_positive, batched=True, sense="min",
-                        dimension=dijkstra.dimension())
+solver = CallableSolver(dijkstra_positive, batched=True, sense="min")
 
 # %%
 # Training from paths only
