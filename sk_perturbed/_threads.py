@@ -1,22 +1,84 @@
-"""Thread budget of the numba kernels for one call."""
+"""Thread budget of the numba kernels for one call.
+
+Rules (see ``docs/scaling.rst``):
+
+* ``n_jobs=None`` (the default) is the *automatic* budget: the calling
+  thread's numba setting (``numba.get_num_threads()``, which
+  ``NUMBA_NUM_THREADS`` and ``numba.set_num_threads`` cap), capped by
+  ``OMP_NUM_THREADS`` when it is set (joblib's loky workers, Dask's nanny and
+  Ray set it to the worker's share of the cores), and shared with the other
+  Python threads of the process that are inside a kernel context at the same
+  time (joblib's threading backend, a Dask worker with several threads).
+* An explicit ``n_jobs`` is obeyed (capped by ``NUMBA_NUM_THREADS``); an
+  inner ``n_jobs=None`` call inherits it.
+* ``numba.set_num_threads`` is restored on exit (the setting is per thread).
+* numba's 'workqueue' threading layer, its fallback when neither TBB nor
+  OpenMP can be loaded, aborts the process when two Python threads launch
+  parallel kernels at once; under it, kernel contexts are serialized by a
+  process-wide lock. 'omp' and 'tbb' are thread-safe and run concurrently.
+"""
 
 import contextlib
+import os
+import threading
 
 import numba
 from numba import config
+
+# Python threads currently inside a numba_threads context: ident -> depth.
+_active = {}
+_active_lock = threading.Lock()
+# Thread-local stack of the contexts of the calling thread.
+_local = threading.local()
+# Serializes kernel launches when numba runs on the non-thread-safe
+# 'workqueue' layer (re-entrant: contexts nest within one thread).
+_workqueue_lock = threading.RLock()
+
+
+def _env_thread_cap():
+    """``OMP_NUM_THREADS`` as an int (its first level), or None when unset/invalid."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    try:
+        cap = int(value)
+    except ValueError:
+        return None
+    return cap if cap >= 1 else None
+
+
+def cpu_budget():
+    """Threads the kernels of this process may use in all.
+
+    ``NUMBA_NUM_THREADS`` (numba's pool size: every available core unless a
+    process manager set it lower), capped by ``OMP_NUM_THREADS`` when set.
+    """
+    budget = config.NUMBA_NUM_THREADS
+    cap = _env_thread_cap()
+    return budget if cap is None else max(1, min(budget, cap))
+
+
+def _n_callers():
+    with _active_lock:
+        n = len(_active)
+    registered = threading.get_ident() in _active
+    return max(1, n if registered else n + 1)
 
 
 def resolve_n_threads(n_jobs):
     """Number of numba threads for ``n_jobs`` (joblib's convention).
 
-    ``None`` keeps the calling thread's current numba setting, which joblib's
-    workers and ``numba.set_num_threads`` already cap; ``-1`` means every thread
-    numba was started with, ``-2`` all but one, and so on. Never more than
-    ``NUMBA_NUM_THREADS``, numba's hard limit for the process.
+    ``None`` is the automatic budget: ``min(numba.get_num_threads(),
+    cpu_budget() // concurrent callers)``, at least 1 — the calling thread's
+    numba setting (which joblib's loky workers and ``numba.set_num_threads``
+    already cap), never more than ``OMP_NUM_THREADS`` when that is set, and
+    shared evenly with the other Python threads of the process that are
+    running kernels. ``-1`` means every thread numba was started with, ``-2``
+    all but one, and so on. Never more than ``NUMBA_NUM_THREADS``, numba's
+    hard limit for the process.
     """
     limit = config.NUMBA_NUM_THREADS
     if n_jobs is None:
-        return numba.get_num_threads()
+        share = max(1, cpu_budget() // _n_callers())
+        return max(1, min(numba.get_num_threads(), share, limit))
     if n_jobs == 0:
         raise ValueError("n_jobs == 0 has no meaning; use None, a positive int, or -1.")
     if n_jobs < 0:
@@ -24,19 +86,81 @@ def resolve_n_threads(n_jobs):
     return min(int(n_jobs), limit)
 
 
+def _needs_serial_launch():
+    # numba.get_num_threads() has launched the thread pool, so the layer is known.
+    try:
+        return numba.threading_layer() == "workqueue"
+    except ValueError:  # pragma: no cover - no pool launched yet
+        return True
+
+
 @contextlib.contextmanager
 def numba_threads(n_jobs):
     """Run the body with the numba thread count of ``n_jobs``, then restore it.
 
     numba's setting is per calling thread, so concurrent callers do not see
-    each other's budget.
+    each other's budget; the automatic budget (``n_jobs=None``) splits the
+    process's budget between them. An inner ``None`` inside an explicit outer
+    context keeps the outer count.
     """
     previous = numba.get_num_threads()
-    numba.set_num_threads(resolve_n_threads(n_jobs))
+    stack = _local.__dict__.setdefault("stack", [])
+    ident = threading.get_ident()
+    with _active_lock:
+        _active[ident] = _active.get(ident, 0) + 1
+    explicit_outer = bool(stack) and stack[-1]
+    try:
+        if n_jobs is None and explicit_outer:
+            n_threads = previous
+        else:
+            n_threads = resolve_n_threads(n_jobs)
+        serial = _needs_serial_launch()
+        if serial:
+            _workqueue_lock.acquire()
+        stack.append(n_jobs is not None or explicit_outer)
+        try:
+            numba.set_num_threads(n_threads)
+            yield
+        finally:
+            stack.pop()
+            numba.set_num_threads(previous)
+            if serial:
+                _workqueue_lock.release()
+    finally:
+        with _active_lock:
+            depth = _active[ident] - 1
+            if depth:
+                _active[ident] = depth
+            else:
+                del _active[ident]
+
+
+# Serial BLAS during fits: the limit is process-wide (threadpoolctl changes the
+# library's global setting), so concurrent fits share one limiter, taken by the
+# first and restored by the last; per-call limiters would restore each other's
+# saved values out of order and could leave BLAS at 1 thread for good.
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+
+
+@contextlib.contextmanager
+def _serial_blas():
+    global _blas_users, _blas_limiter
+    from threadpoolctl import threadpool_limits
+
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
     try:
         yield
     finally:
-        numba.set_num_threads(previous)
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
 
 
 @contextlib.contextmanager
@@ -48,7 +172,5 @@ def training_threads(n_jobs):
     runs tens of times slower. The model's small matrix products gain little
     from BLAS threads, so they run on one.
     """
-    from threadpoolctl import threadpool_limits
-
-    with numba_threads(n_jobs), threadpool_limits(limits=1, user_api="blas"):
+    with numba_threads(n_jobs), _serial_blas():
         yield
