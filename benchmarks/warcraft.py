@@ -54,8 +54,7 @@ def run(loss, seed, cfg):
     X = X.reshape(len(X), -1)
     n = cfg["n_train"]
     est = PerturbedStructuredClassifier(
-        solver=CallableSolver(clipped_grid_path, batched=True, sense="min",
-                              dimension=SHAPE[0] * SHAPE[1]),
+        solver=CallableSolver(clipped_grid_path, batched=True, sense="min"),
         loss=loss, perturbation="multiplicative", epsilon=1.0, n_samples=1,
         model="mlp", hidden_layer_sizes=(100,), batch_size=32, learning_rate_init=1e-3,
         max_iter=cfg["epochs"], tol=0.0, n_iter_no_change=np.inf, random_state=seed)
