@@ -51,7 +51,7 @@ pygments_style = "sphinx"
 # -- autodoc / autosummary / numpydoc ------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "inherited-members": True}
+# Members are chosen per kind of object by the templates in _templates/.
 autodoc_typehints = "none"
 # Class members are listed by the autosummary class template; numpydoc's own
 # member tables would duplicate them (and ask for a stub page per member).
