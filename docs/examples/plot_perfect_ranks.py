@@ -40,15 +40,15 @@ print("first target ranking:", Y[0])
 # %%
 # Fit one model per loss
 # ----------------------
-# Same model (linear), optimizer and budget for every loss. The budget of 40
-# epochs is kept short for the documentation build, hence the silenced
-# convergence warnings.
+# Same model (linear), optimizer and budget (at most 300 epochs) for every loss;
+# the convergence warnings of the losses that use the whole budget are
+# silenced.
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 losses = ["fenchel_young", "perturbed_squared", "squared", "blackbox"]
 models, scores = {}, {}
 for loss in losses:
     model = PerturbedRankingRegressor(
-        loss=loss, model="linear", epsilon=1.0, n_samples=10, max_iter=40,
+        loss=loss, model="linear", epsilon=1.0, n_samples=10, max_iter=300,
         random_state=0,
     ).fit(X_train, Y_train)
     Y_pred = model.predict(X_test)
@@ -61,8 +61,14 @@ for loss in losses:
           f"perfect ranks {scores[loss][1]:.1%}")
 
 # %%
-# The Fenchel–Young loss gets the most rankings entirely right: its gradient is
-# unbiased whatever ``n_samples``, and it is convex in the scores.
+# The two perturbed losses, which train through the ranking solver, get about
+# twice as many test rankings entirely right as the regression of the ranks
+# (``'squared'``), although all three reach a high mean Spearman ρ: the squared
+# loss spends its effort on the rank values, not on the order. The
+# Fenchel–Young loss needs no Jacobian and its gradient is unbiased for any
+# ``n_samples``; the perturbed squared loss back-propagates through ``y_ε``.
+# The blackbox loss stalls here: its training loss stops improving after a few
+# epochs and the fit stops early.
 fig, (ax_s, ax_p) = plt.subplots(1, 2, figsize=(9, 3.2))
 names = [loss.replace("_", "\n") for loss in losses]
 ax_s.bar(names, [scores[loss][0] for loss in losses], color="tab:blue")
