@@ -22,6 +22,7 @@ DOCS_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS_DIR.parent))  # the checkout, when not installed
 
 import sk_perturbed  # noqa: E402
+from numba.core.errors import NumbaPerformanceWarning  # noqa: E402
 
 # -- Project ----------------------------------------------------------------
 project = "sk_perturbed"
@@ -43,7 +44,7 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "README.md", "**/plots/*.py", "examples/GALLERY_HEADER.rst"]
+exclude_patterns = ["_build", "examples/GALLERY_HEADER.rst"]  # the header is read by sphinx-gallery
 root_doc = "index"
 default_role = "literal"
 pygments_style = "sphinx"
@@ -113,15 +114,8 @@ plot_formats = [("png", 100)]
 plot_rcparams = {"figure.dpi": 100}
 plot_pre_code = "import numpy as np\nimport matplotlib.pyplot as plt\n"
 
-# numba's performance hints and sklearn's convergence warnings in the small
-# examples are not documentation problems.
-warnings.filterwarnings("ignore", category=UserWarning, message="Matplotlib is currently using agg")
-try:
-    from numba.core.errors import NumbaPerformanceWarning
-
-    warnings.filterwarnings("ignore", category=NumbaPerformanceWarning)
-except ImportError:  # pragma: no cover
-    pass
+# numba's parallelization hints would clutter the examples' output.
+warnings.filterwarnings("ignore", category=NumbaPerformanceWarning)
 
 
 # -- The scaling page -------------------------------------------------------------
