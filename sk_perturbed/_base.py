@@ -152,7 +152,9 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         X = X.astype(self.coefs_[0].dtype, copy=False)
-        return _models.forward(X, self.coefs_, self.intercepts_, self.activation)[-1]
+        return _models.forward(
+            X, self.coefs_, self.intercepts_, self.activation, self.out_activation_
+        )[-1]
 
     def predict_marginals(self, X):
         """Perturbed maximizer ``y_ε(θ)`` of each row: marginals of the structures.
@@ -225,6 +227,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         self.coefs_, self.intercepts_ = _models.init_params(sizes, self.activation, dtype, rng)
         self.n_layers_ = len(sizes)
         self.n_outputs_ = n_outputs
+        # Solvers that need positive costs get positive scores by construction.
+        self.out_activation_ = "softplus" if self.solver_.requires_positive else "identity"
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
@@ -365,7 +369,9 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         unit_weights = bool(np.all(sample_weight == 1))
         for batch in gen_batches(len(indices), batch_size):
             idx = indices[batch]
-            activations = _models.forward(X[idx], self.coefs_, self.intercepts_, self.activation)
+            activations = _models.forward(
+                X[idx], self.coefs_, self.intercepts_, self.activation, self.out_activation_
+            )
             theta = activations[-1]
             if not np.isfinite(theta).all():
                 self._raise_diverged()
@@ -378,7 +384,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
                 grad = grad * w[:, None]
             grad = grad.astype(dtype, copy=False)
             coef_grads, intercept_grads = _models.backward(
-                activations, grad, self.coefs_, self.activation, self.alpha, weight_sum
+                activations, grad, self.coefs_, self.activation, self.alpha, weight_sum,
+                self.out_activation_,
             )
             self.t_ += len(idx)
             self._optimizer.step(coef_grads + intercept_grads, self.t_)

@@ -139,6 +139,11 @@ default='fenchel_young'
         Class labels (1-D targets only).
     solver_ : BaseSolver
         The fitted solver.
+    out_activation_ : {'identity', 'softplus'}
+        Output link of the model: 'softplus' when the solver needs positive
+        costs (``solver.requires_positive``, e.g. GridShortestPath), so every
+        predicted cost is positive; use ``perturbation='multiplicative'`` then,
+        which keeps perturbed costs positive too.
     coefs_, intercepts_, n_outputs_, loss_, loss_curve_, best_loss_, \
 validation_scores_, best_validation_score_, n_iter_, t_, n_features_in_, \
 feature_names_in_

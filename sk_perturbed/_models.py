@@ -50,19 +50,26 @@ def init_params(sizes, activation, dtype, rng):
     return coefs, intercepts
 
 
-def forward(X, coefs, intercepts, activation):
-    """Activations of every layer; the last one is θ (no output activation)."""
+#: Output links: 'identity' for scores of any sign, 'softplus' for solvers
+#: that need positive costs (Dijkstra), so that every predicted cost is > 0.
+OUT_ACTIVATIONS = ("identity", "softplus")
+
+
+def forward(X, coefs, intercepts, activation, out_activation="identity"):
+    """Activations of every layer; the last one is θ."""
     activations = [X]
     for i, (W, b) in enumerate(zip(coefs, intercepts)):
         z = activations[-1] @ W
         z += b
         if i < len(coefs) - 1:
             _activate(z, activation)
+        elif out_activation == "softplus":
+            np.logaddexp(0, z, out=z)
         activations.append(z)
     return activations
 
 
-def backward(activations, grad_theta, coefs, activation, alpha, n_total):
+def backward(activations, grad_theta, coefs, activation, alpha, n_total, out_activation="identity"):
     """Gradients of ``sum(loss) / n_total + alpha/(2 n_total)·‖W‖²`` in the weights.
 
     ``grad_theta`` is the (already sample-weighted) gradient of the summed
@@ -73,6 +80,9 @@ def backward(activations, grad_theta, coefs, activation, alpha, n_total):
     coef_grads = [None] * n_layers
     intercept_grads = [None] * n_layers
     delta = grad_theta
+    if out_activation == "softplus":
+        # θ = softplus(z): dθ/dz = sigmoid(z) = 1 - exp(-θ).
+        delta = delta * -np.expm1(-activations[-1])
     for i in range(n_layers - 1, -1, -1):
         coef_grads[i] = activations[i].T @ delta
         coef_grads[i] += alpha * coefs[i]

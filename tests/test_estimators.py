@@ -358,3 +358,36 @@ def test_invalid_parameters_are_named(ranks):
                          ({"noise": "cauchy"}, "noise"), ({"loss": "hinge"}, "loss")]:
         with pytest.raises(ValueError, match=name):
             clone(PerturbedRankingRegressor()).set_params(**params).fit(X, Y)
+
+
+def test_grid_shortest_path_gets_positive_costs():
+    from sk_perturbed.datasets import make_warcraft_like
+    from sk_perturbed.solvers import GridShortestPath
+
+    X, costs, paths = make_warcraft_like(60, shape=(6, 6), random_state=0)
+    X = X.reshape(len(X), -1)
+    model = PerturbedStructuredClassifier(
+        solver=GridShortestPath(shape=(6, 6)), perturbation="multiplicative", model="linear",
+        n_samples=2, max_iter=3, random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, paths)
+    assert model.out_activation_ == "softplus"
+    assert np.all(model.predict_scores(X) > 0)
+    pred = model.predict(X)
+    # Every prediction is a path from the first to the last cell.
+    assert np.all(pred[:, 0] == 1) and np.all(pred[:, -1] == 1)
+
+
+def test_additive_noise_into_dijkstra_is_named():
+    from sk_perturbed.datasets import make_warcraft_like
+    from sk_perturbed.solvers import GridShortestPath
+
+    X, costs, paths = make_warcraft_like(30, shape=(5, 5), random_state=0)
+    model = PerturbedStructuredClassifier(
+        solver=GridShortestPath(shape=(5, 5)), epsilon=5.0, model="linear", max_iter=2,
+        random_state=0,
+    )
+    with pytest.raises(ValueError, match="multiplicative"):
+        model.fit(X.reshape(len(X), -1), paths)

@@ -29,6 +29,10 @@ class BaseSolver(BaseEstimator):
     #: 'max' for a maximizing oracle, 'min' for a minimizing one.
     sense = "max"
 
+    #: True when θ must be non-negative (e.g. Dijkstra's costs). The estimators
+    #: then predict θ through a softplus, so that predicted costs are positive.
+    requires_positive = False
+
     def dimension(self):
         """Length d of θ and of the structures, or None when any d ≥ 1 works.
 

@@ -323,6 +323,7 @@ class GridShortestPath(BaseSolver):
     """
 
     sense = "min"
+    requires_positive = True
 
     def __init__(self, shape=(12, 12), neighborhood=8):
         self.shape = shape
