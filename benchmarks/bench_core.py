@@ -138,6 +138,9 @@ def main(argv=None):
         f"n={N_ROWS}, float64, numba threads={numba.get_num_threads()}, "
         f"median of {repeats} calls after a warm-up; memory: {memory_method}"
     )
+    # Other processes on the cores slow the threaded kernel more than the
+    # single-threaded floor: the ratios only mean something on an idle machine.
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     header = f"{'solver':8} {'d':>5} {'M':>5} {'ours ms':>9} {'floor ms':>9} {'ours/floor':>10} {'peak/(θ+out)':>13}"
     print(header)
     print("-" * len(header))
