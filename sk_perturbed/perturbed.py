@@ -350,8 +350,15 @@ _MIN_WORK_PER_THREAD = 1 << 18
 
 
 def _kernel_threads(n_jobs, n_rows, n_samples, d):
-    """Threads for one kernel call: ``n_jobs``'s budget, capped by the work."""
+    """Threads for one kernel call.
+
+    An explicit ``n_jobs`` is obeyed as given. With ``None`` (the default, and
+    what the estimators pass: their ``n_jobs`` sets the calling thread's numba
+    budget), the current budget is capped by the work of the call.
+    """
     budget = resolve_n_threads(n_jobs)
+    if n_jobs is not None:
+        return budget
     return max(1, min(budget, (n_rows * n_samples * d) // _MIN_WORK_PER_THREAD))
 
 
