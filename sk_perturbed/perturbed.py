@@ -467,27 +467,45 @@ def _fast_loss_gradient(kind, prepared, theta, y, row_keys, seed):
         return None
     theta64, y64, keys = checked
     out_dtype = _output_dtype(theta)
+    def cast(a):  # the public path returns θ's float dtype
+        return None if a is None else a.astype(out_dtype, copy=False)
+
     if kind == "fenchel_young":
         if prepared.gumbel_argmax:
-            eps = float(prepared.po.epsilon)
-            value = eps * logsumexp(theta64 / eps, axis=1) + eps * np.euler_gamma
-            return value - np.einsum("nd,nd->n", theta64, y64), softmax(theta64 / eps, axis=1) - y64
+            return _gumbel_argmax_fenchel_young(theta64, y64, float(prepared.po.epsilon))
         _, grad, value, _ = prepared.estimate(theta64, keys, seed)
-        value = value.astype(out_dtype, copy=False)
-        grad = grad.astype(out_dtype, copy=False)
-        sign = prepared.sign
-        loss = sign * (value - np.einsum("nd,nd->n", theta64, y64))
-        return loss, sign * (grad - y64)
-    # perturbed_squared: one pass for y_ε, one for the VJP, same keyed noise.
+        return _fenchel_young_from(theta64, y64, cast(value), cast(grad), prepared.sign)
     if prepared.solver_arg is None:
         return None
     if prepared.kernel_args["multiplicative"] and np.any(theta64 == 0):
         return None  # the public path raises: the Jacobian is undefined at θ = 0
     seed = prepared.po._draw_seed() if seed is None else seed
-    y_eps = prepared.estimate(theta64, keys, seed)[0]
-    residual = y_eps.astype(out_dtype, copy=False).astype(np.float64) - y64
-    vjp = prepared.estimate(theta64, keys, seed, v=residual)[3]
-    return 0.5 * np.einsum("nd,nd->n", residual, residual), vjp.astype(out_dtype, copy=False)
+    return _perturbed_squared_from(
+        lambda v: [cast(a) for a in prepared.estimate(theta64, keys, seed, v=v)[::3]], y64
+    )
+
+
+def _gumbel_argmax_fenchel_young(theta, y, epsilon):
+    """Exact FY loss of Gumbel-perturbed argmax: F_ε(θ) = ε logsumexp(θ/ε) + εγ."""
+    value = epsilon * logsumexp(theta / epsilon, axis=1) + epsilon * np.euler_gamma
+    return value - np.einsum("nd,nd->n", theta, y), softmax(theta / epsilon, axis=1) - y
+
+
+def _fenchel_young_from(theta, y, expected_max, expected_max_grad, sign):
+    """FY value and gradient from the estimates, in the solver's sense."""
+    loss = sign * (expected_max - np.einsum("nd,nd->n", theta, y))
+    return loss, sign * (expected_max_grad - y)
+
+
+def _perturbed_squared_from(estimate, y):
+    """``½‖y - y_ε‖²`` and its VJP gradient; ``estimate(v)`` returns ``(y_ε, vjp)``.
+
+    y_ε is needed before the VJP can be formed: one pass for y_ε, one for the
+    VJP, both with the same keyed noise (common random numbers).
+    """
+    residual = estimate(None)[0].astype(np.float64) - y
+    vjp = estimate(residual)[1]
+    return 0.5 * np.einsum("nd,nd->n", residual, residual), vjp
 
 
 def _estimate_numpy(
@@ -636,16 +654,11 @@ def fenchel_young_loss(theta, y, po, *, row_keys=None, seed=None):
     if _is_gumbel_argmax(po):
         po._validate()
         theta = check_theta(theta, po.solver)
-        y = check_same_shape(y, theta, "y")
-        eps = float(po.epsilon)
-        value = eps * logsumexp(theta / eps, axis=1) + eps * np.euler_gamma
-        return value - np.einsum("nd,nd->n", theta, y), softmax(theta / eps, axis=1) - y
+        return _gumbel_argmax_fenchel_young(theta, check_same_shape(y, theta, "y"), float(po.epsilon))
     est = po.estimate(theta, row_keys=row_keys, seed=seed)
     theta = check_theta(theta, po.solver)
     y = check_same_shape(y, theta, "y")
-    sign = po.solver._sign
-    loss = sign * (est.expected_max - np.einsum("nd,nd->n", theta, y))
-    return loss, sign * (est.expected_max_grad - y)
+    return _fenchel_young_from(theta, y, est.expected_max, est.expected_max_grad, po.solver._sign)
 
 
 def perturbed_squared_loss(theta, y, po, *, row_keys=None, seed=None):
@@ -687,13 +700,10 @@ def perturbed_squared_loss(theta, y, po, *, row_keys=None, seed=None):
     """
     theta_checked = check_theta(theta, po.solver)
     y = check_same_shape(y, theta_checked, "y")
-    # y_ε is needed before the VJP can be formed: one pass for y_ε, one for
-    # the VJP with the same keyed noise (common random numbers).
     seed = po._draw_seed() if seed is None else seed
-    y_eps = po.estimate(theta, row_keys=row_keys, seed=seed).y_eps.astype(np.float64)
-    residual = y_eps - y
-    vjp = po.estimate(theta, residual, row_keys=row_keys, seed=seed).vjp
-    return 0.5 * np.einsum("nd,nd->n", residual, residual), vjp
+    return _perturbed_squared_from(
+        lambda v: po.estimate(theta, v, row_keys=row_keys, seed=seed)[::3], y
+    )
 
 
 def squared_loss(theta, y):
