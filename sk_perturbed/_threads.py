@@ -63,6 +63,11 @@ def _n_callers():
     return max(1, n if registered else n + 1)
 
 
+def _explicit_outer():
+    stack = getattr(_local, "stack", None)
+    return bool(stack) and stack[-1]
+
+
 def resolve_n_threads(n_jobs):
     """Number of numba threads for ``n_jobs`` (joblib's convention).
 
@@ -71,12 +76,15 @@ def resolve_n_threads(n_jobs):
     numba setting (which joblib's loky workers and ``numba.set_num_threads``
     already cap), never more than ``OMP_NUM_THREADS`` when that is set, and
     shared evenly with the other Python threads of the process that are
-    running kernels. ``-1`` means every thread numba was started with, ``-2``
-    all but one, and so on. Never more than ``NUMBA_NUM_THREADS``, numba's
-    hard limit for the process.
+    running kernels; inside an explicit ``numba_threads(k)`` context of the
+    calling thread it is that context's count. ``-1`` means every thread numba
+    was started with, ``-2`` all but one, and so on. Never more than
+    ``NUMBA_NUM_THREADS``, numba's hard limit for the process.
     """
     limit = config.NUMBA_NUM_THREADS
     if n_jobs is None:
+        if _explicit_outer():
+            return numba.get_num_threads()
         share = max(1, cpu_budget() // _n_callers())
         return max(1, min(numba.get_num_threads(), share, limit))
     if n_jobs == 0:
@@ -108,12 +116,9 @@ def numba_threads(n_jobs):
     ident = threading.get_ident()
     with _active_lock:
         _active[ident] = _active.get(ident, 0) + 1
-    explicit_outer = bool(stack) and stack[-1]
+    explicit_outer = _explicit_outer()
     try:
-        if n_jobs is None and explicit_outer:
-            n_threads = previous
-        else:
-            n_threads = resolve_n_threads(n_jobs)
+        n_threads = resolve_n_threads(n_jobs)
         serial = _needs_serial_launch()
         if serial:
             _workqueue_lock.acquire()

@@ -354,7 +354,12 @@ def test_dask_partial_fit_across_workers_is_bit_for_bit(dask_client, ranks):
 def test_dask_search_survives_a_killed_worker(dask_client, loky_searches, ranks):
     """A worker process dies mid-search (SIGKILL): the scheduler reruns its
     tasks elsewhere, the nanny restarts it, and the search ends with the same
-    result as the loky run."""
+    result as the loky run.
+
+    ``scatter=[X, Y]`` replicates the data on every worker. Without it joblib's
+    Dask backend scatters each argument over 1 kB to a single worker, and when
+    that worker dies the data are gone: the search fails with
+    ``FutureCancelledError`` (see docs/scaling.rst)."""
     import signal
 
     X, Y = ranks
@@ -363,7 +368,7 @@ def test_dask_search_survives_a_killed_worker(dask_client, loky_searches, ranks)
     result = {}
 
     def run_search():
-        with joblib.parallel_config(backend="dask"):
+        with joblib.parallel_config(backend="dask", scatter=[X, Y]):
             result["search"] = _search(_ranker(), X, Y, n_jobs=-1)
 
     thread = threading.Thread(target=run_search)
