@@ -38,14 +38,17 @@ TARGETS = {("ranking", 100, 100): 0.5, ("argmax", 10, 1000): 0.5}
 MEMORY_TARGET = 2.0
 
 
-def median_time(func, repeats):
-    func()  # warm-up: compilation, caches, page faults of the first call
-    times = []
+def median_times(funcs, repeats):
+    """Median wall time of each function; calls alternate so drifts hit all alike."""
+    for func in funcs:
+        func()  # warm-up: compilation, caches, page faults of the first call
+    times = [[] for _ in funcs]
     for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for func, record in zip(funcs, times):
+            start = time.perf_counter()
+            func()
+            record.append(time.perf_counter() - start)
+    return [statistics.median(record) for record in times]
 
 
 def numpy_floor(solver_name, theta, n_samples):
@@ -114,8 +117,10 @@ def run_case(solver_name, d, n_samples, repeats, peak_bytes):
     v = rng.standard_normal((N_ROWS, d))
     solver = Ranking() if solver_name == "ranking" else Argmax()
     po = PerturbedOptimizer(solver, epsilon=1.0, n_samples=n_samples, random_state=0)
-    ours = median_time(lambda: po.estimate(theta, v), repeats)
-    floor = median_time(lambda: numpy_floor(solver_name, theta, n_samples), repeats)
+    ours, floor = median_times(
+        [lambda: po.estimate(theta, v), lambda: numpy_floor(solver_name, theta, n_samples)],
+        repeats,
+    )
     est = po.estimate(theta, v)
     outputs = {id(a): a.nbytes for a in est if a is not None}  # y_eps may be the grad too
     budget = theta.nbytes + sum(outputs.values())
