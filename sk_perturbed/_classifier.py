@@ -80,7 +80,10 @@ default='fenchel_young'
         structures directly, ``½‖y - θ‖²``; 'blackbox' is ``½‖y - y*(θ)‖²`` with
         the interpolation gradient of Vlastelica et al. (2019).
     blackbox_lambda : float, default=10.0
-        Interpolation step λ of the 'blackbox' loss.
+        Interpolation step λ of the 'blackbox' loss. Its best value scales
+        with θ and must be tuned: on the benchmarks, 0.1 for perfect ranks and
+        1 for 5×5 shortest paths (10, the value of Vlastelica et al., fails on
+        ranks); see benchmarks/README.md.
     model : {'linear', 'mlp'}, default='mlp'
         ``θ = XW + b``, or an MLP with ``hidden_layer_sizes``.
     hidden_layer_sizes : tuple of int, default=(100,)
