@@ -42,6 +42,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         "loss": [StrOptions(set(LOSSES))],
         "blackbox_lambda": [Interval(numbers.Real, 0, None, closed="neither")],
         "model": [StrOptions({"linear", "mlp"})],
+        "n_item_features": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(_models.ACTIVATIONS))],
         "optimizer": [StrOptions({"adam", "sgd"})],
@@ -152,9 +153,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         X = X.astype(self.coefs_[0].dtype, copy=False)
-        return _models.forward(
-            X, self.coefs_, self.intercepts_, self.activation, self.out_activation_
-        )[-1]
+        return self._forward(X)[1]
 
     def predict_marginals(self, X):
         """Perturbed maximizer ``y_ε(θ)`` of each row: marginals of the structures.
@@ -223,7 +222,18 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         return min(self.batch_size, n)
 
     def _initialize(self, n_features, n_outputs, dtype, rng):
-        sizes = _models.layer_sizes(n_features, self._hidden_sizes(), n_outputs, self.model)
+        if self.n_item_features is None:
+            sizes = _models.layer_sizes(n_features, self._hidden_sizes(), n_outputs, self.model)
+        else:
+            if n_features != n_outputs * self.n_item_features:
+                raise ValueError(
+                    f"With n_item_features={self.n_item_features}, X needs "
+                    f"{n_outputs} x {self.n_item_features} = {n_outputs * self.n_item_features} "
+                    f"columns (item-major: the features of item 0, then item 1, ...) for "
+                    f"{n_outputs} items; got {n_features}."
+                )
+            # One model, shared by every item, scores an item from its own features.
+            sizes = _models.layer_sizes(self.n_item_features, self._hidden_sizes(), 1, self.model)
         self.coefs_, self.intercepts_ = _models.init_params(sizes, self.activation, dtype, rng)
         self.n_layers_ = len(sizes)
         self.n_outputs_ = n_outputs
@@ -369,10 +379,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         unit_weights = bool(np.all(sample_weight == 1))
         for batch in gen_batches(len(indices), batch_size):
             idx = indices[batch]
-            activations = _models.forward(
-                X[idx], self.coefs_, self.intercepts_, self.activation, self.out_activation_
-            )
-            theta = activations[-1]
+            activations, theta = self._forward(X[idx])
             if not np.isfinite(theta).all():
                 self._raise_diverged()
             values, grad = loss.loss_gradient(theta, targets[idx], idx, seed)
@@ -384,8 +391,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
                 grad = grad * w[:, None]
             grad = grad.astype(dtype, copy=False)
             coef_grads, intercept_grads = _models.backward(
-                activations, grad, self.coefs_, self.activation, self.alpha, weight_sum,
-                self.out_activation_,
+                activations, grad.reshape(activations[-1].shape), self.coefs_, self.activation,
+                self.alpha, weight_sum, self.out_activation_,
             )
             self.t_ += len(idx)
             self._optimizer.step(coef_grads + intercept_grads, self.t_)
@@ -400,6 +407,20 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         self.loss_curve_.append(epoch_loss)
         if self.verbose:
             print(f"Iteration {self.n_iter_}, loss = {epoch_loss:.8f}")
+
+    def _forward(self, X):
+        """The model's activations and θ of shape (n, n_outputs_).
+
+        With ``n_item_features`` the rows of the model are items, not samples:
+        X (n, d·f) is read as (n·d, f) and the (n·d, 1) output as θ (n, d).
+        """
+        n = X.shape[0]
+        if self.n_item_features is not None:
+            X = X.reshape(n * self.n_outputs_, self.n_item_features)
+        activations = _models.forward(
+            X, self.coefs_, self.intercepts_, self.activation, self.out_activation_
+        )
+        return activations, activations[-1].reshape(n, self.n_outputs_)
 
     def _raise_diverged(self):
         raise ValueError(

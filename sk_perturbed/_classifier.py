@@ -86,6 +86,12 @@ default='fenchel_young'
         ranks); see benchmarks/README.md.
     model : {'linear', 'mlp'}, default='mlp'
         ``θ = XW + b``, or an MLP with ``hidden_layer_sizes``.
+    n_item_features : int, default=None
+        When set, X holds the features of each of the d items side by side
+        (item-major: ``X.reshape(n, d, n_item_features)``), and one model,
+        shared by all items, scores each item from its own features
+        (listwise learning to rank, or per-cell costs of a map). None: the
+        model maps a row of X to all d scores.
     hidden_layer_sizes : tuple of int, default=(100,)
         Hidden layers of the MLP (ignored by the linear model).
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
@@ -172,7 +178,7 @@ feature_names_in_
     def __init__(
         self, solver="argmax", *, epsilon=1.0, n_samples=10, noise="gaussian",
         perturbation="additive", loss="fenchel_young", blackbox_lambda=10.0, model="mlp",
-        hidden_layer_sizes=(100,), activation="relu", optimizer="adam",
+        n_item_features=None, hidden_layer_sizes=(100,), activation="relu", optimizer="adam",
         learning_rate="constant", learning_rate_init=0.01, power_t=0.5, momentum=0.9,
         nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, adam_epsilon=1e-8, alpha=1e-4,
         batch_size="auto", max_iter=500, tol=1e-4, n_iter_no_change=20,
@@ -187,6 +193,7 @@ feature_names_in_
         self.loss = loss
         self.blackbox_lambda = blackbox_lambda
         self.model = model
+        self.n_item_features = n_item_features
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer

@@ -44,6 +44,12 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
         ``θ = XW + b``, or an MLP with ``hidden_layer_sizes``. The MLP default
         was chosen on the shipped label-ranking data sets (it beats per-label
         ridge regression on 6 of the 7 small ones; see benchmarks/README.md).
+    n_item_features : int, default=None
+        When set, X holds the features of each of the d items side by side
+        (item-major: ``X.reshape(n, d, n_item_features)``), and one model,
+        shared by all items, scores each item from its own features
+        (listwise learning to rank, or per-cell costs of a map). None: the
+        model maps a row of X to all d scores.
     hidden_layer_sizes : tuple of int, default=(100,)
         Hidden layers of the MLP (ignored by the linear model).
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
@@ -127,8 +133,8 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
 
     def __init__(
         self, *, epsilon=1.0, n_samples=10, noise="gaussian", perturbation="additive",
-        loss="fenchel_young", blackbox_lambda=10.0, model="mlp", hidden_layer_sizes=(100,),
-        activation="relu", optimizer="adam", learning_rate="constant", learning_rate_init=0.01,
+        loss="fenchel_young", blackbox_lambda=10.0, model="mlp", n_item_features=None,
+        hidden_layer_sizes=(100,), activation="relu", optimizer="adam", learning_rate="constant", learning_rate_init=0.01,
         power_t=0.5, momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
         adam_epsilon=1e-8, alpha=1e-4, batch_size="auto", max_iter=500, tol=1e-4,
         n_iter_no_change=20, early_stopping=False, validation_fraction=0.1, shuffle=True,
@@ -141,6 +147,7 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
         self.loss = loss
         self.blackbox_lambda = blackbox_lambda
         self.model = model
+        self.n_item_features = n_item_features
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer

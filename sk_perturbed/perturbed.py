@@ -781,6 +781,11 @@ def blackbox_loss(theta, y, solver, *, lambda_=10.0):
     g = y_star - y
     # Maximization form θ_max = sign·θ: shifted problem θ_max - λg, mapped back.
     sign = solver._sign
-    y_shifted = solver._solve_batch(theta - sign * lambda_ * g)
+    shifted = theta - sign * lambda_ * g
+    if solver.requires_positive:
+        # The shift can push costs below zero, which Dijkstra refuses: clip
+        # them (a zero cost is the cheapest a positive-cost solver can see).
+        np.maximum(shifted, 0.0, out=shifted)
+    y_shifted = solver._solve_batch(shifted)
     grad = sign * (y_star - y_shifted) / lambda_
     return 0.5 * np.einsum("nd,nd->n", g, g), grad

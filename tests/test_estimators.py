@@ -396,3 +396,22 @@ def test_additive_noise_into_dijkstra_is_named():
     )
     with pytest.raises(ValueError, match="multiplicative"):
         model.fit(X.reshape(len(X), -1), paths)
+
+
+def test_item_features_share_one_model_across_items():
+    # Listwise learning to rank: each item's relevance is a fixed linear
+    # function of its own features, so one shared linear scorer suffices.
+    rng = np.random.RandomState(0)
+    X_items = rng.randn(600, 6, 4)
+    Y = X_items @ rng.randn(4)
+    X = X_items.reshape(600, -1)
+    model = PerturbedRankingRegressor(n_item_features=4, model="linear", random_state=0)
+    model.fit(X[:500], Y[:500])
+    assert [W.shape for W in model.coefs_] == [(4, 1)]
+    assert model.score(X[500:], Y[500:]) > 0.95
+    # Permuting the items permutes the scores: the model is shared.
+    perm = rng.permutation(6)
+    permuted = X_items[:, perm].reshape(600, -1)
+    np.testing.assert_allclose(model.predict_scores(permuted), model.predict_scores(X)[:, perm])
+    with pytest.raises(ValueError, match="n_item_features=5"):
+        PerturbedRankingRegressor(n_item_features=5).fit(X, Y)
