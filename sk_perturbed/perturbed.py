@@ -8,6 +8,7 @@ estimated by Monte Carlo over M perturbations per row.
 """
 
 import numbers
+import time
 from collections import namedtuple
 
 import numpy as np
@@ -364,7 +365,7 @@ def _kernel_threads(n_jobs, n_rows, n_samples, d):
 
 def _estimate_numba(
     solver, n_jobs, *, theta, row_keys, seed, n_samples, epsilon, noise,
-    multiplicative, antithetic, sign, v, control_variate, solver_arg=None,
+    multiplicative, antithetic, sign, v, control_variate, solver_arg=None, n_threads=None,
 ):
     from ._kernels import perturbed_kernel
     from .solvers._dispatch import numba_solver_arg
@@ -373,7 +374,9 @@ def _estimate_numba(
         solver_arg = numba_solver_arg(solver)
     want_vjp = v is not None
     n, d = theta.shape
-    with numba_threads(_kernel_threads(n_jobs, n, n_samples, d)):
+    if n_threads is None:
+        n_threads = _kernel_threads(n_jobs, n, n_samples, d)
+    with numba_threads(n_threads):
         y, grad, value, vjp = perturbed_kernel(
             theta, row_keys, np.uint64(seed), n_samples, epsilon, NOISE_IDS[noise],
             multiplicative, antithetic, sign,
@@ -418,6 +421,9 @@ class _PreparedOptimizer:
             self.solver_arg = numba_solver_arg(po.solver)
         self.usable = self.gumbel_argmax or self.solver_arg is not None
         self.sign = po.solver._sign
+        # Thread count of the training calls, chosen by timing (see _threads_for).
+        self._chosen_threads = {}  # call kind (VJP or not) -> thread count
+        self._timings = {}  # call kind -> {thread count: [seconds per entry]}
         self.kernel_args = dict(
             n_samples=int(po.n_samples),
             epsilon=float(po.epsilon),
@@ -446,13 +452,47 @@ class _PreparedOptimizer:
                 return None
         return theta64, y64, keys
 
+    #: Calls timed per candidate thread count before one is kept for the fit.
+    _CALIBRATION_CALLS = 3
+
+    def _threads_for(self, call_kind):
+        """Threads for a training call: one, or the budget, whichever ran faster.
+
+        Whether a parallel region pays for a mini-batch depends on the machine,
+        not on the data: tens of µs on idle cores, tens of ms when another
+        process holds one (numba's OpenMP workers spin at the barrier). The
+        first calls of each kind (with or without a VJP) alternate the two and
+        time them per perturbed entry; the faster is kept. Results do not
+        depend on the thread count, so this choice never changes a model.
+        """
+        if self.po.n_jobs is not None:
+            return None  # an explicit n_jobs is obeyed (_kernel_threads)
+        budget = resolve_n_threads(None)
+        if budget <= 1:
+            return 1
+        if call_kind in self._chosen_threads:
+            return min(self._chosen_threads[call_kind], budget)
+        timings = self._timings.setdefault(call_kind, {1: [], budget: []})
+        if min(len(t) for t in timings.values()) >= self._CALIBRATION_CALLS:
+            medians = {k: np.median(t) for k, t in timings.items()}
+            self._chosen_threads[call_kind] = min(medians, key=medians.get)
+            return self._chosen_threads[call_kind]
+        return min(timings, key=lambda k: len(timings[k]))
+
     def estimate(self, theta64, keys, seed, v=None):
         """Kernel outputs ``(y_eps, grad, value, vjp)`` in float64."""
         seed = self.po._draw_seed() if seed is None else int(seed) & 0xFFFFFFFFFFFFFFFF
-        return _estimate_numba(
+        call_kind = v is not None
+        n_threads = self._threads_for(call_kind)
+        start = time.perf_counter()
+        out = _estimate_numba(
             self.po.solver, self.po.n_jobs, theta=theta64, row_keys=keys, seed=seed, v=v,
-            solver_arg=self.solver_arg, **self.kernel_args,
+            solver_arg=self.solver_arg, n_threads=n_threads, **self.kernel_args,
         )
+        timings = self._timings.get(call_kind)
+        if n_threads is not None and call_kind not in self._chosen_threads and timings:
+            timings.setdefault(n_threads, []).append((time.perf_counter() - start) / theta64.size)
+        return out
 
 
 def _fast_loss_gradient(kind, prepared, theta, y, row_keys, seed):
