@@ -421,9 +421,6 @@ class _PreparedOptimizer:
             self.solver_arg = numba_solver_arg(po.solver)
         self.usable = self.gumbel_argmax or self.solver_arg is not None
         self.sign = po.solver._sign
-        # Thread count of the training calls, chosen by timing (see _threads_for).
-        self._chosen_threads = {}  # call kind (VJP or not) -> thread count
-        self._timings = {}  # call kind -> {thread count: [seconds per entry]}
         self.kernel_args = dict(
             n_samples=int(po.n_samples),
             epsilon=float(po.epsilon),
@@ -452,47 +449,64 @@ class _PreparedOptimizer:
                 return None
         return theta64, y64, keys
 
-    #: Calls timed per candidate thread count before one is kept for the fit.
-    _CALIBRATION_CALLS = 3
-
-    def _threads_for(self, call_kind):
-        """Threads for a training call: one, or the budget, whichever ran faster.
-
-        Whether a parallel region pays for a mini-batch depends on the machine,
-        not on the data: tens of µs on idle cores, tens of ms when another
-        process holds one (numba's OpenMP workers spin at the barrier). The
-        first calls of each kind (with or without a VJP) alternate the two and
-        time them per perturbed entry; the faster is kept. Results do not
-        depend on the thread count, so this choice never changes a model.
-        """
-        if self.po.n_jobs is not None:
-            return None  # an explicit n_jobs is obeyed (_kernel_threads)
-        budget = resolve_n_threads(None)
-        if budget <= 1:
-            return 1
-        if call_kind in self._chosen_threads:
-            return min(self._chosen_threads[call_kind], budget)
-        timings = self._timings.setdefault(call_kind, {1: [], budget: []})
-        if min(len(t) for t in timings.values()) >= self._CALIBRATION_CALLS:
-            medians = {k: np.median(t) for k, t in timings.items()}
-            self._chosen_threads[call_kind] = min(medians, key=medians.get)
-            return self._chosen_threads[call_kind]
-        return min(timings, key=lambda k: len(timings[k]))
-
     def estimate(self, theta64, keys, seed, v=None):
         """Kernel outputs ``(y_eps, grad, value, vjp)`` in float64."""
         seed = self.po._draw_seed() if seed is None else int(seed) & 0xFFFFFFFFFFFFFFFF
-        call_kind = v is not None
-        n_threads = self._threads_for(call_kind)
+        n_threads, record = None, None
+        if self.po.n_jobs is None:  # an explicit n_jobs is obeyed (_kernel_threads)
+            n_threads, record = _THREAD_TUNER.choose(
+                (v is not None, int(np.log2(theta64.size * self.kernel_args["n_samples"]))),
+                resolve_n_threads(None),
+            )
         start = time.perf_counter()
         out = _estimate_numba(
             self.po.solver, self.po.n_jobs, theta=theta64, row_keys=keys, seed=seed, v=v,
             solver_arg=self.solver_arg, n_threads=n_threads, **self.kernel_args,
         )
-        timings = self._timings.get(call_kind)
-        if n_threads is not None and call_kind not in self._chosen_threads and timings:
-            timings.setdefault(n_threads, []).append((time.perf_counter() - start) / theta64.size)
+        if record is not None:
+            record.append((time.perf_counter() - start) / theta64.size)
         return out
+
+
+class _ThreadTuner:
+    """One thread or the whole budget for the training kernels, chosen by timing.
+
+    Whether a parallel region pays for a mini-batch depends on the machine,
+    not on the data: tens of µs on idle cores, tens of ms when another process
+    holds one (numba's OpenMP workers spin at the barrier). For each kind of
+    call (with or without a VJP, and its size to a power of two) the first
+    calls alternate the two counts and time them; the faster is kept for a
+    minute, then measured again. Results do not depend on the thread count,
+    so this never changes a model. Shared by the process, so short fits do
+    not each pay for the measurement.
+    """
+
+    CALLS = 3  # timed calls per candidate
+    TTL = 60.0  # seconds a choice is kept
+
+    def __init__(self):
+        self._choice = {}  # (kind, budget) -> (threads, time chosen)
+        self._timings = {}  # (kind, budget) -> {threads: [seconds per entry]}
+
+    def choose(self, kind, budget):
+        """``(n_threads, list to append the call's time to, or None)``."""
+        if budget <= 1:
+            return 1, None
+        key = (kind, budget)
+        choice = self._choice.get(key)
+        if choice is not None and time.monotonic() - choice[1] < self.TTL:
+            return choice[0], None
+        timings = self._timings.setdefault(key, {1: [], budget: []})
+        if min(len(t) for t in timings.values()) >= self.CALLS:
+            medians = {n: np.median(t) for n, t in timings.items()}
+            self._choice[key] = (min(medians, key=medians.get), time.monotonic())
+            self._timings.pop(key, None)
+            return self._choice[key][0], None
+        n_threads = min(timings, key=lambda n: len(timings[n]))
+        return n_threads, timings[n_threads]
+
+
+_THREAD_TUNER = _ThreadTuner()
 
 
 def _fast_loss_gradient(kind, prepared, theta, y, row_keys, seed):
