@@ -1,8 +1,9 @@
 """Base estimator: validation, the training loop, and prediction.
 
-Subclasses implement the hooks ``_make_solver``, ``_encode_targets``,
-``_decode`` and ``_score_encoded``; everything else (models, losses,
-optimizers, early stopping, warm starts, thread budget) lives here once.
+Subclasses implement the hooks ``_make_solver``, ``_encode_targets`` and
+``_decode``, and ``score``, which is also the early-stopping criterion;
+everything else (models, losses, optimizers, early stopping, warm starts,
+thread budget) lives here once.
 """
 
 import numbers
@@ -78,10 +79,6 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _decode(self, theta):
         """Predictions from raw scores θ."""
-
-    @abstractmethod
-    def _score_encoded(self, X, Y, sample_weight):
-        """Deterministic validation score (higher is better) of raw targets Y."""
 
     def _validate_targets_for_fit(self, X, Y, reset):
         """Validate X and Y together (subclasses choose y's accepted shape)."""
@@ -331,7 +328,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         for _ in range(self.max_iter):
             self._run_epoch(X, targets, sample_weight, train_idx, loss, rng)
             if self.early_stopping:
-                score = self._score_encoded(X_val, Y_val, w_val)
+                score = self.score(X_val, Y_val, w_val)
                 self.validation_scores_.append(score)
                 if self.verbose:
                     print(f"Validation score: {score:f}")

@@ -301,7 +301,7 @@ feature_names_in_
         if isinstance(s, str):
             return s == "argmax"
         if isinstance(s, _solvers.BaseSolver):
-            return isinstance(s, _solvers.Argmax) or type(s).__name__ == "CallableSolver"
+            return isinstance(s, _solvers.Argmax) or isinstance(s, _solvers.CallableSolver)
         return callable(s)
 
     def _decode(self, theta):
@@ -309,9 +309,6 @@ feature_names_in_
         if hasattr(self, "classes_"):
             return self.classes_[np.argmax(structures, axis=1)]
         return np.rint(structures).astype(np.int64)
-
-    def _score_encoded(self, X, Y, sample_weight):
-        return self.score(X, Y, sample_weight)
 
     def _stratify_labels(self, Y):
         return Y if Y.ndim == 1 else None

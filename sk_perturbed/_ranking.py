@@ -208,9 +208,6 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
     def _decode(self, theta):
         return self.solver_(theta)
 
-    def _score_encoded(self, X, Y, sample_weight):
-        return spearman_score(Y, self.predict(X), sample_weight=sample_weight)
-
     def predict(self, X):
         """Predicted ranks: float64 1..d per row, d for the highest score.
 

@@ -308,6 +308,10 @@ def test_one_row_and_one_item(ranks):
         PerturbedRankingRegressor().fit(X[:1], Y[:1])
     with pytest.warns(UserWarning, match="single item"):
         PerturbedRankingRegressor(max_iter=1).fit(X[:50], Y[:50, :1])
+    # Early stopping scores with the estimator's own score, which handles it.
+    with pytest.warns(UserWarning, match="single item"):
+        model = PerturbedRankingRegressor(max_iter=2, early_stopping=True).fit(X[:50], Y[:50, :1])
+    assert model.validation_scores_ == [0.0, 0.0]
 
 
 def test_unknown_solver_name(blobs):
