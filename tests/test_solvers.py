@@ -27,6 +27,7 @@ from sk_perturbed.solvers import (
     TopK,
 )
 from sk_perturbed.solvers._dispatch import _solve_batch_kernel, numba_solver_arg
+from sk_perturbed.solvers._basic import _SMALL_D
 
 SETTINGS = settings(max_examples=40, deadline=None)
 finite_floats = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
@@ -101,6 +102,20 @@ def _batch_kernel(solver, theta):
 # --------------------------------------------------------------------------
 # Argmax, TopK, Ranking
 # --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d", [_SMALL_D - 1, _SMALL_D, _SMALL_D + 1, 3 * _SMALL_D])
+def test_selection_tie_rules_on_both_sides_of_the_counting_threshold(d):
+    # Small d counts pairwise comparisons, larger d bucket-sorts: same tie rule.
+    rng = np.random.default_rng(d)
+    theta = rng.integers(-3, 4, size=(20, d)).astype(np.float64)
+    theta[:5] = rng.normal(size=(5, d))
+    np.testing.assert_array_equal(Ranking()(theta), rankdata(theta, axis=1, method="ordinal"))
+    for k in (1, d // 2, d):
+        expected = np.zeros_like(theta)
+        for i, row in enumerate(theta):
+            expected[i, np.argsort(-row, kind="stable")[:k]] = 1.0
+        np.testing.assert_array_equal(TopK(k=k)(theta), expected)
 
 
 @SETTINGS
