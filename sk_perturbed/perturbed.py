@@ -8,8 +8,9 @@ estimated by Monte Carlo over M perturbations per row.
 """
 
 import numbers
+import threading
 import time
-from collections import namedtuple
+from collections import deque, namedtuple
 
 import numpy as np
 from scipy.special import logsumexp, softmax
@@ -455,7 +456,7 @@ class _PreparedOptimizer:
         n_threads, record = None, None
         if self.po.n_jobs is None:  # an explicit n_jobs is obeyed (_kernel_threads)
             n_threads, record = _THREAD_TUNER.choose(
-                (v is not None, int(np.log2(theta64.size * self.kernel_args["n_samples"]))),
+                (v is not None, (theta64.size * self.kernel_args["n_samples"]).bit_length()),
                 resolve_n_threads(None),
             )
         start = time.perf_counter()
@@ -473,37 +474,47 @@ class _ThreadTuner:
 
     Whether a parallel region pays for a mini-batch depends on the machine,
     not on the data: tens of µs on idle cores, tens of ms when another process
-    holds one (numba's OpenMP workers spin at the barrier). For each kind of
-    call (with or without a VJP, and its size to a power of two) the first
-    calls alternate the two counts and time them; the faster is kept for a
-    minute, then measured again. Results do not depend on the thread count,
-    so this never changes a model. Shared by the process, so short fits do
-    not each pay for the measurement.
+    holds one (numba's OpenMP workers, or another library's BLAS threads, spin
+    at the barrier). For each kind of call (with or without a VJP, and its
+    size to a power of two) the first calls alternate the two counts; then the
+    count with the lower median of its recent timings runs, and one call in
+    ``PROBE_EVERY`` runs the other, so a choice made while the machine was busy
+    is revised within about a hundred calls once it is idle again (and the
+    reverse). Results do not depend on the thread count, so this never changes
+    a model. Shared by the process, so short fits do not each pay for the
+    measurement.
     """
 
-    CALLS = 3  # timed calls per candidate
-    TTL = 60.0  # seconds a choice is kept
+    WARMUP = 3  # timed calls per candidate before the first choice
+    WINDOW = 5  # recent timings kept per candidate (seconds per entry)
+    PROBE_EVERY = 32  # one call in this many runs the count not chosen
 
     def __init__(self):
-        self._choice = {}  # (kind, budget) -> (threads, time chosen)
-        self._timings = {}  # (kind, budget) -> {threads: [seconds per entry]}
+        self._lock = threading.Lock()
+        self._state = {}  # (kind, budget) -> [call count, {threads: deque of timings}]
+
+    @staticmethod
+    def _median(times):
+        return sorted(times)[len(times) // 2]
 
     def choose(self, kind, budget):
-        """``(n_threads, list to append the call's time to, or None)``."""
+        """``(n_threads, deque to append the call's time per entry to, or None)``."""
         if budget <= 1:
             return 1, None
         key = (kind, budget)
-        choice = self._choice.get(key)
-        if choice is not None and time.monotonic() - choice[1] < self.TTL:
-            return choice[0], None
-        timings = self._timings.setdefault(key, {1: [], budget: []})
-        if min(len(t) for t in timings.values()) >= self.CALLS:
-            medians = {n: np.median(t) for n, t in timings.items()}
-            self._choice[key] = (min(medians, key=medians.get), time.monotonic())
-            self._timings.pop(key, None)
-            return self._choice[key][0], None
-        n_threads = min(timings, key=lambda n: len(timings[n]))
-        return n_threads, timings[n_threads]
+        with self._lock:
+            state = self._state.get(key)
+            if state is None:
+                state = self._state[key] = [0, {n: deque(maxlen=self.WINDOW) for n in (1, budget)}]
+            state[0] += 1
+            timings = state[1]
+            fewest = min(timings, key=lambda n: len(timings[n]))
+            if len(timings[fewest]) < self.WARMUP:
+                n_threads = fewest
+            else:
+                ranked = sorted(timings, key=lambda n: self._median(timings[n]))
+                n_threads = ranked[1] if state[0] % self.PROBE_EVERY == 0 else ranked[0]
+            return n_threads, timings[n_threads]
 
 
 _THREAD_TUNER = _ThreadTuner()

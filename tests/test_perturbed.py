@@ -752,3 +752,24 @@ def test_bad_cotangent_targets_and_keys():
 def test_numba_backend_needs_a_numba_solver():
     with pytest.raises(ValueError, match="backend='numba' needs a solver with a numba kernel"):
         PerturbedOptimizer(MinArgmax(), backend="numba")(np.ones((1, 3)))
+
+
+def test_thread_tuner_measures_both_counts_then_revises_its_choice():
+    from sk_perturbed.perturbed import _ThreadTuner
+
+    tuner = _ThreadTuner()
+    assert tuner.choose("kind", 1) == (1, None)
+
+    def run(seconds_per_entry):
+        n_threads, record = tuner.choose("kind", 2)
+        record.append(seconds_per_entry[n_threads])
+        return n_threads
+
+    busy = {1: 1.0, 2: 3.0}  # another process holds the second core
+    warm_up = [run(busy) for _ in range(2 * tuner.WARMUP)]
+    assert sorted(warm_up) == [1] * tuner.WARMUP + [2] * tuner.WARMUP
+    picks = [run(busy) for _ in range(4 * tuner.PROBE_EVERY)]
+    assert picks.count(2) == 4  # one probe of the other count per PROBE_EVERY calls
+    idle = {1: 1.0, 2: 0.5}  # the core is free again: two threads now win
+    picks = [run(idle) for _ in range(4 * tuner.PROBE_EVERY)]
+    assert picks[-tuner.PROBE_EVERY:].count(2) == tuner.PROBE_EVERY - 1
