@@ -3,9 +3,18 @@
 Subclasses implement the hooks ``_make_solver``, ``_encode_targets`` and
 ``_decode``, and ``score``, which is also the early-stopping criterion;
 everything else (models, losses, optimizers, early stopping, warm starts,
-thread budget) lives here once.
+thread budget, GPU training) lives here once.
+
+GPU training (``backend='cupy'``, or ``'auto'`` with CuPy inputs): inputs are
+validated and targets encoded on the host, then X, the targets and the sample
+weights are copied to the device once per fit, and the epochs (forward,
+loss, backward, optimizer step) run there. The parameters and the optimizer
+state move to the device for the fit and back to NumPy at its end, so fitted
+attributes are always NumPy arrays: the estimator pickles and predicts on
+machines without CuPy. Prediction runs on the host (CuPy inputs are copied).
 """
 
+import contextlib
 import numbers
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -18,11 +27,12 @@ from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _models
+from . import _models, perturbed
 from ._loss import LOSSES
-from ._noise import content_row_keys
-from ._optimizers import AdamOptimizer, SGDOptimizer
+from ._noise import _array_namespace, content_row_keys
+from ._optimizers import AdamOptimizer, SGDOptimizer, move_optimizer
 from ._threads import training_threads
+from ._validation import is_cupy_array, to_host
 from .perturbed import PERTURBATION_CONSTRAINTS, PerturbedOptimizer, exact_marginals
 
 _SEED_MASK = (1 << 63) - 1
@@ -32,6 +42,23 @@ def _epoch_seed(base_seed, epoch):
     # Distinct noise per epoch, a pure function of (fit seed, epoch): the
     # kernels hash it again with each row key, so a simple affine map suffices.
     return (base_seed * 0x9E3779B1 + epoch + 1) & _SEED_MASK
+
+
+class _TrainingData:
+    """What the epochs read: X, targets and weights where the model trains, host weights.
+
+    On the GPU (``device`` set) the first three are device copies, made once
+    per fit; the host weights serve the batch weight sums, which decide on the
+    host whether a batch is skipped.
+    """
+
+    def __init__(self, X, targets, sample_weight, device):
+        to_device = (lambda a: a) if device is None else device.to_device
+        self.X = to_device(X)
+        self.targets = to_device(targets)
+        self.weights = to_device(sample_weight)
+        self.host_weights = sample_weight
+        self.device = device
 
 
 class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
@@ -148,7 +175,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             Scores, or costs for a minimizing solver.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, to_host(X), reset=False, dtype=[np.float64, np.float32])
         X = X.astype(self.coefs_[0].dtype, copy=False)
         return self._forward(X)[1]
 
@@ -171,7 +198,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             Expected structure of each sample under the perturbations.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, to_host(X), reset=False, dtype=[np.float64, np.float32])
         theta = self.predict_scores(X)
         po = self._perturbed_optimizer(self.solver_)
         exact = exact_marginals(po, theta)
@@ -272,13 +299,67 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             )
         return sizes
 
-    def _make_loss(self):
+    def _make_loss(self, device=None):
         po = self._perturbed_optimizer(self.solver_)
         if self.loss == "blackbox":
-            return LOSSES["blackbox"](po, self.blackbox_lambda)
-        return LOSSES[self.loss](po)
+            return LOSSES["blackbox"](po, self.blackbox_lambda, device=device)
+        return LOSSES[self.loss](po, device=device)
+
+    def _training_device(self, X):
+        """The device the epochs run on: None for the CPU, else the CuPy device."""
+        if self.backend == "cupy" or (self.backend == "auto" and is_cupy_array(X)):
+            perturbed._require_cupy()
+            from . import _cupy_backend
+
+            return _cupy_backend.get_device()
+        if is_cupy_array(X):
+            raise ValueError(
+                f"X is a CuPy array but backend={self.backend!r} trains on the CPU: use "
+                "backend='cupy' (or 'auto') to train on the GPU, or pass NumPy arrays."
+            )
+        return None
+
+    def _set_params_list(self, params):
+        n = len(self.coefs_)
+        self.coefs_, self.intercepts_ = list(params[:n]), list(params[n:])
+
+    @contextlib.contextmanager
+    def _parameters_on(self, device):
+        """Move the parameters and the optimizer state to ``device`` for the body.
+
+        Back on the host afterwards, whatever happens in the body (an error
+        included), so the fitted attributes are NumPy arrays between calls.
+        """
+        if device is None:
+            yield
+            return
+        params = [device.to_device(p) for p in self.coefs_ + self.intercepts_]
+        self._set_params_list(params)
+        move_optimizer(self._optimizer, params, device.to_device)
+        try:
+            yield
+        finally:
+            host = [np.asarray(device.to_host(p)) for p in self.coefs_ + self.intercepts_]
+            self._set_params_list(host)
+            move_optimizer(self._optimizer, host, lambda a: np.asarray(device.to_host(a)))
+
+    @contextlib.contextmanager
+    def _host_parameters(self, device):
+        """Host copies of the parameters for the body (the validation score on the GPU)."""
+        if device is None:
+            yield
+            return
+        on_device = self.coefs_ + self.intercepts_
+        self._set_params_list([np.asarray(device.to_host(p)) for p in on_device])
+        try:
+            yield
+        finally:
+            self._set_params_list(on_device)
 
     def _fit(self, X, Y, sample_weight, incremental):
+        device = self._training_device(X)
+        # Validation and target encoding run on the host.
+        X, Y, sample_weight = to_host(X), to_host(Y), to_host(sample_weight)
         first_call = not (hasattr(self, "coefs_") and (incremental or self.warm_start))
         X, Y = self._validate_targets_for_fit(X, Y, reset=first_call)
         if X.shape[0] < 2 and not incremental:
@@ -301,16 +382,18 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             # A new warm-started fit draws fresh shuffles and noise epochs.
             rng = np.random.RandomState(_epoch_seed(self._seed, self.n_iter_) % (2**32))
         X = X.astype(self.coefs_[0].dtype, copy=False)
-        loss = self._make_loss()
+        loss = self._make_loss(device)
+        data = _TrainingData(X, targets, sample_weight, device)
 
-        with training_threads(self.n_jobs):
+        with training_threads(self.n_jobs), self._parameters_on(device):
             if incremental:
-                self._run_epoch(X, targets, sample_weight, np.arange(X.shape[0]), loss, rng)
+                self._run_epoch(data, np.arange(X.shape[0]), loss, rng)
                 return self
-            self._fit_epochs(X, Y, targets, sample_weight, loss, rng)
+            self._fit_epochs(data, Y, loss, rng)
         return self
 
-    def _fit_epochs(self, X, Y, targets, sample_weight, loss, rng):
+    def _fit_epochs(self, data, Y, loss, rng):
+        X, sample_weight = data.X, data.host_weights
         n = X.shape[0]
         train_idx = np.arange(n)
         if self.early_stopping:
@@ -326,9 +409,10 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
                 )
             X_val, Y_val, w_val = X[val_idx], Y[val_idx], sample_weight[val_idx]
         for _ in range(self.max_iter):
-            self._run_epoch(X, targets, sample_weight, train_idx, loss, rng)
+            self._run_epoch(data, train_idx, loss, rng)
             if self.early_stopping:
-                score = self.score(X_val, Y_val, w_val)
+                with self._host_parameters(data.device):
+                    score = self.score(X_val, Y_val, w_val)
                 self.validation_scores_.append(score)
                 if self.verbose:
                     print(f"Validation score: {score:f}")
@@ -365,25 +449,27 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
     def _stratify_labels(self, Y):
         return None
 
-    def _run_epoch(self, X, targets, sample_weight, indices, loss, rng):
+    def _run_epoch(self, data, indices, loss, rng):
         if self.shuffle:
             indices = indices[rng.permutation(len(indices))]
         seed = _epoch_seed(self._seed, self.n_iter_)
         batch_size = self._batch_size(len(indices))
         total_loss = 0.0
         dtype = self.coefs_[0].dtype
+        host_weights = data.host_weights
         # grad * 1.0 is grad: skip the weighting pass when every weight is 1.
-        unit_weights = bool(np.all(sample_weight == 1))
+        unit_weights = bool(np.all(host_weights == 1))
         for batch in gen_batches(len(indices), batch_size):
-            idx = indices[batch]
-            activations, theta = self._forward(X[idx])
-            if not np.isfinite(theta).all():
+            idx = indices[batch]  # host: the noise keys of the rows
+            rows = idx if data.device is None else data.device.to_device(idx)
+            activations, theta = self._forward(data.X[rows])
+            if not bool(_array_namespace(theta).isfinite(theta).all()):
                 self._raise_diverged()
-            values, grad = loss.loss_gradient(theta, targets[idx], idx, seed)
-            w = sample_weight[idx]
-            weight_sum = w.sum()
+            values, grad = loss.loss_gradient(theta, data.targets[rows], idx, seed)
+            weight_sum = host_weights[idx].sum()
             if weight_sum <= 0:
                 continue
+            w = data.weights[rows]
             if not unit_weights:
                 grad = grad * w[:, None]
             grad = grad.astype(dtype, copy=False)
@@ -393,11 +479,12 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             )
             self.t_ += len(idx)
             self._optimizer.step(coef_grads + intercept_grads, self.t_)
-            total_loss += float(values @ w)
-        total_weight = sample_weight[indices].sum()
-        l2 = 0.5 * self.alpha * sum(float(np.sum(W * W)) for W in self.coefs_)
-        epoch_loss = (total_loss + l2) / max(total_weight, np.finfo(float).tiny)
-        if not np.isfinite(epoch_loss) or not all(np.all(np.isfinite(p)) for p in self.coefs_):
+            total_loss += values @ w  # a device scalar on the GPU: no sync per batch
+        total_weight = host_weights[indices].sum()
+        l2 = 0.5 * self.alpha * sum(float((W * W).sum()) for W in self.coefs_)
+        epoch_loss = (float(total_loss) + l2) / max(total_weight, np.finfo(float).tiny)
+        finite = all(bool(_array_namespace(p).isfinite(p).all()) for p in self.coefs_)
+        if not np.isfinite(epoch_loss) or not finite:
             self._raise_diverged()
         self.n_iter_ += 1
         self.loss_ = epoch_loss

@@ -13,6 +13,7 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 from . import solvers as _solvers
 from ._base import BasePerturbedEstimator
+from ._validation import to_host
 
 #: Solver names accepted by ``solver=``, mapped to the class in sk_perturbed.solvers.
 SOLVER_NAMES = {
@@ -140,7 +141,10 @@ default='fenchel_young'
         Threads of the numba kernels during this estimator's calls.
     backend : {'auto', 'numba', 'numpy', 'cupy'}, default='auto'
         Where the perturbed estimates run; see
-        :class:`~sk_perturbed.perturbed.PerturbedOptimizer`.
+        :class:`~sk_perturbed.perturbed.PerturbedOptimizer`. With ``'cupy'``
+        (or ``'auto'`` and CuPy inputs) the whole training runs on the GPU and
+        the fitted attributes are NumPy arrays afterwards; prediction runs on
+        the CPU.
 
     Attributes
     ----------
@@ -379,7 +383,7 @@ feature_names_in_
             Accuracy, or fraction of structures predicted exactly.
         """
         Y_pred = self.predict(X)
-        Y = np.asarray(y)
+        Y, sample_weight = np.asarray(to_host(y)), to_host(sample_weight)
         if hasattr(self, "classes_"):
             Y = column_or_1d(Y, warn=True) if Y.ndim == 2 and Y.shape[1] == 1 else Y
             return accuracy_score(Y, Y_pred, sample_weight=sample_weight)

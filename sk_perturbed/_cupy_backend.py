@@ -24,7 +24,7 @@ shape (n, d) the GPU path
    once per chunk, solved with ``solver._solve_batch``, and copied back (with a
    one-time warning);
 4. accumulates ``y_ε``, ``F̂_ε``, its gradient and the VJP with the formulas of
-   the NumPy backend (``perturbed._estimate_numpy``): multiplicative
+   the NumPy backend (one implementation, ``perturbed._accumulate``): multiplicative
    perturbation, the sign of minimizing solvers, the leave-one-out control
    variate.
 
@@ -44,10 +44,13 @@ import numpy as np
 
 from ._noise import _ZIG_F, _ZIG_R, _ZIG_X, NOISE_IDS, sample_noise
 from ._validation import check_row_keys, check_same_shape, check_theta
+from .perturbed import _accumulate
 from .solvers._basic import Argmax, Ranking, TopK
 from .solvers._paths import DAGShortestPath
 
-__all__ = ["estimate_cupy", "estimate_for", "cupy_device", "numpy_device", "gpu_solver"]
+__all__ = [
+    "estimate_cupy", "estimate_for", "estimate_with", "cupy_device", "numpy_device", "gpu_solver",
+]
 
 #: Largest number of entries of one (rows, M, d) temporary (float64: 512 MiB).
 MAX_ELEMENTS = 1 << 26
@@ -401,40 +404,6 @@ def gpu_solver(device, solver):
     return host_solve, False
 
 
-# --------------------------------------------------------------------------
-# Monte Carlo accumulation (the formulas of perturbed._estimate_numpy).
-# --------------------------------------------------------------------------
-def accumulate_xp(
-    xp, solve, theta, z, *, epsilon, noise, multiplicative, antithetic, sign, v,
-    control_variate,
-):
-    """Estimates of one chunk from its noise ``z`` (rows, M, d), in namespace ``xp``.
-
-    Returns ``(y_eps, grad, value, vjp)`` as ``perturbed._estimate_numpy``.
-    """
-    n, n_samples, d = z.shape
-    if multiplicative:
-        scale = xp.exp(epsilon * z - 0.5 * epsilon**2)
-        perturbed = theta[:, None, :] * scale
-    else:
-        perturbed = theta[:, None, :] + (sign * epsilon) * z
-    y = solve(perturbed.reshape(n * n_samples, d)).reshape(n, n_samples, d)
-    y_eps = y.mean(axis=1)
-    value = xp.einsum("nmd,nmd->nm", y, perturbed).mean(axis=1)
-    grad = (y * scale).mean(axis=1) if multiplicative else y_eps
-    vjp = None
-    if v is not None:
-        scores = xp.einsum("nmd,nd->nm", y, v)
-        g = z if noise == "gaussian" else 1.0 - xp.exp(-z)
-        if control_variate and not antithetic and n_samples > 1:
-            vjp = xp.einsum("nm,nmd->nd", scores - scores.mean(axis=1, keepdims=True), g)
-            vjp /= n_samples - 1
-        else:
-            vjp = xp.einsum("nm,nmd->nd", scores, g) / n_samples
-        vjp = vjp / (epsilon * theta) if multiplicative else vjp * (sign / epsilon)
-    return y_eps, grad, value, vjp
-
-
 def estimate_on(
     device, solver, *, theta, row_keys, seed, n_samples, epsilon, noise, multiplicative,
     antithetic, sign, v, control_variate, max_elements=None,
@@ -453,8 +422,8 @@ def estimate_on(
     for start in range(0, n, chunk):
         sl = slice(start, min(n, start + chunk))
         z = device.sample_noise(seed, row_keys[sl], n_samples, d, noise, antithetic)
-        parts.append(accumulate_xp(
-            xp, solve, theta[sl], z, epsilon=epsilon, noise=noise,
+        parts.append(_accumulate(
+            solve, theta[sl], z, epsilon=epsilon, noise=noise,
             multiplicative=multiplicative, antithetic=antithetic, sign=sign,
             v=None if v is None else v[sl], control_variate=control_variate,
         ))
@@ -465,6 +434,20 @@ def estimate_on(
         for k in range(4)
     )
     return y_eps, grad, value, vjp
+
+
+def estimate_with(device, po, theta, row_keys, seed, v=None):
+    """:func:`estimate_on` with the parameters of ``po``, for trusted float64 device arrays.
+
+    The training loop's path: θ comes from the model on the device, the keys
+    and seed from the epoch loop, so nothing is validated or copied here.
+    """
+    return estimate_on(
+        device, po.solver, theta=theta, row_keys=row_keys, seed=seed,
+        n_samples=int(po.n_samples), epsilon=float(po.epsilon), noise=po.noise,
+        multiplicative=po.perturbation == "multiplicative", antithetic=bool(po.antithetic),
+        sign=po.solver._sign, v=v, control_variate=bool(po.control_variate),
+    )
 
 
 def estimate_cupy(

@@ -2,29 +2,56 @@
 
 Each loss maps a batch (θ, y) and the noise keys of its rows to per-sample
 values and gradients in θ; the estimator composes it with a model. The maths
-lives in :mod:`sk_perturbed.perturbed`; this module only binds parameters.
+lives in :mod:`sk_perturbed.perturbed`; this module only binds parameters and
+picks the path: the fast CPU path, or, when the model trains on the GPU
+(``device`` set), the same formulas on device arrays.
 """
 
+import numpy as np
+
 from .perturbed import (
+    _blackbox_from,
     _fast_loss_gradient,
+    _fenchel_young_from,
+    _gumbel_argmax_fenchel_young,
+    _is_gumbel_argmax,
+    _perturbed_squared_from,
     _PreparedOptimizer,
+    _squared_from,
     blackbox_loss,
     fenchel_young_loss,
     perturbed_squared_loss,
-    squared_loss,
 )
 
 
-class _PerturbedLossMixin:
+class _BaseLoss:
+    uses_noise = False
+
+    def __init__(self, optimizer, device=None):
+        self.optimizer = optimizer
+        self.device = device
+
+    def loss_gradient(self, theta, y, row_keys, seed):
+        """Per-row values (n,) and gradient in θ (n, d) of the batch.
+
+        On the GPU, θ and y are device arrays and so are the outputs; the row
+        keys are host integers.
+        """
+        if self.device is not None:
+            return self._device_loss_gradient(theta.astype(np.float64, copy=False), y, row_keys, seed)
+        return self._host_loss_gradient(theta, y, row_keys, seed)
+
+
+class _PerturbedLossMixin(_BaseLoss):
     uses_noise = True
     _kind = None
     _public = None
 
-    def __init__(self, optimizer):
-        self.optimizer = optimizer
+    def __init__(self, optimizer, device=None):
+        super().__init__(optimizer, device)
         self._prepared = None
 
-    def loss_gradient(self, theta, y, row_keys, seed):
+    def _host_loss_gradient(self, theta, y, row_keys, seed):
         # The optimizer is validated once per width d, then every mini-batch
         # goes straight to the kernel (same results as the public function,
         # which remains the path for anything unusual and raises its errors).
@@ -36,12 +63,24 @@ class _PerturbedLossMixin:
             out = type(self)._public(theta, y, self.optimizer, row_keys=row_keys, seed=seed)
         return out
 
+    def _device_estimate(self, theta, row_keys, seed, v=None):
+        from ._cupy_backend import estimate_with
+
+        return estimate_with(self.device, self.optimizer, theta, row_keys, seed, v)
+
 
 class FenchelYoungLoss(_PerturbedLossMixin):
     """Perturbed Fenchel–Young loss (reported up to the constant εΩ(y))."""
 
     _kind = "fenchel_young"
     _public = staticmethod(fenchel_young_loss)
+
+    def _device_loss_gradient(self, theta, y, row_keys, seed):
+        po = self.optimizer
+        if _is_gumbel_argmax(po):
+            return _gumbel_argmax_fenchel_young(theta, y, float(po.epsilon))
+        _, grad, value, _ = self._device_estimate(theta, row_keys, seed)
+        return _fenchel_young_from(theta, y, value, grad, po.solver._sign)
 
 
 class PerturbedSquaredLoss(_PerturbedLossMixin):
@@ -50,34 +89,43 @@ class PerturbedSquaredLoss(_PerturbedLossMixin):
     _kind = "perturbed_squared"
     _public = staticmethod(perturbed_squared_loss)
 
+    def _device_loss_gradient(self, theta, y, row_keys, seed):
+        return _perturbed_squared_from(
+            lambda v: self._device_estimate(theta, row_keys, seed, v)[::3], y
+        )
 
-class SquaredLoss:
+
+class SquaredLoss(_BaseLoss):
     """``½‖y - θ‖²``: regress the structures directly (a baseline)."""
 
-    uses_noise = False
-
-    def __init__(self, optimizer):
-        self.optimizer = optimizer
-
-    def loss_gradient(self, theta, y, row_keys, seed):
+    def _host_loss_gradient(self, theta, y, row_keys, seed):
         # For a minimizing solver θ are costs: regress -y so that larger
         # structure entries still mean "preferred" after the sign flip.
         sign = self.optimizer.solver._sign
-        loss, grad = squared_loss(sign * theta, y)
+        loss, grad = _squared_from(sign * theta, y)
         return loss, sign * grad
 
+    _device_loss_gradient = _host_loss_gradient
 
-class BlackboxLoss:
+
+class BlackboxLoss(_BaseLoss):
     """``½‖y - y*(θ)‖²`` with the interpolation gradient of Vlastelica et al."""
 
-    uses_noise = False
-
-    def __init__(self, optimizer, lambda_=10.0):
-        self.optimizer = optimizer
+    def __init__(self, optimizer, lambda_=10.0, device=None):
+        super().__init__(optimizer, device)
         self.lambda_ = lambda_
 
-    def loss_gradient(self, theta, y, row_keys, seed):
+    def _host_loss_gradient(self, theta, y, row_keys, seed):
         return blackbox_loss(theta, y, self.optimizer.solver, lambda_=self.lambda_)
+
+    def _device_loss_gradient(self, theta, y, row_keys, seed):
+        from ._cupy_backend import gpu_solver
+
+        solver = self.optimizer.solver
+        solve, _ = gpu_solver(self.device, solver)
+        return _blackbox_from(
+            theta, y, solve, solver._sign, self.lambda_, solver.requires_positive
+        )
 
 
 LOSSES = {

@@ -2,24 +2,34 @@
 
 Parameters are lists ``coefs`` and ``intercepts`` with one entry per layer, as
 in scikit-learn's MLP, so a linear model is the zero-hidden-layer case and both
-share one forward and one backward pass.
+share one forward and one backward pass. Both run in the namespace of their
+arrays: NumPy, or CuPy when the model trains on the GPU.
 """
 
 import numba as nb
 import numpy as np
 from scipy.special import expit
 
+from ._noise import _array_namespace
+
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 
 
 def _activate(z, activation):
     """Apply the hidden activation in place and return ``z``."""
+    xp = _array_namespace(z)
     if activation == "relu":
-        np.maximum(z, 0, out=z)
+        xp.maximum(z, 0, out=z)
     elif activation == "tanh":
-        np.tanh(z, out=z)
+        xp.tanh(z, out=z)
     elif activation == "logistic":
-        expit(z, out=z)
+        if xp is np:
+            expit(z, out=z)
+        else:  # logistic(z) = (1 + tanh(z/2)) / 2: no overflow, no SciPy on the device
+            z *= 0.5
+            xp.tanh(z, out=z)
+            z *= 0.5
+            z += 0.5
     return z
 
 
@@ -36,7 +46,10 @@ def _relu_mask(a, delta):
 def _activation_derivative(a, delta, activation):
     """Multiply ``delta`` in place by f'(z), written in terms of the output a = f(z)."""
     if activation == "relu":
-        _relu_mask(a, delta)
+        if isinstance(delta, np.ndarray):
+            _relu_mask(a, delta)
+        else:
+            delta *= a > 0
     elif activation == "tanh":
         delta *= 1 - a**2
     elif activation == "logistic":
@@ -75,7 +88,7 @@ def forward(X, coefs, intercepts, activation, out_activation="identity"):
         if i < len(coefs) - 1:
             _activate(z, activation)
         elif out_activation == "softplus":
-            np.logaddexp(0, z, out=z)
+            _array_namespace(z).logaddexp(0, z, out=z)
         activations.append(z)
     return activations
 
@@ -93,7 +106,7 @@ def backward(activations, grad_theta, coefs, activation, alpha, n_total, out_act
     delta = grad_theta
     if out_activation == "softplus":
         # θ = softplus(z): dθ/dz = sigmoid(z) = 1 - exp(-θ).
-        delta = delta * -np.expm1(-activations[-1])
+        delta = delta * -_array_namespace(delta).expm1(-activations[-1])
     for i in range(n_layers - 1, -1, -1):
         coef_grads[i] = activations[i].T @ delta
         coef_grads[i] += alpha * coefs[i]

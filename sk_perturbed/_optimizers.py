@@ -1,6 +1,23 @@
-"""First-order optimizers that update a list of parameter arrays in place."""
+"""First-order optimizers that update a list of parameter arrays in place.
+
+The arrays may be NumPy or CuPy (GPU training): the updates use operators and
+functions of the arrays' own namespace. ``_state_arrays`` names every array of
+an optimizer's state, so the estimators can move a whole optimizer between
+host and device (:func:`move_optimizer`).
+"""
 
 import numpy as np
+
+from ._noise import _array_namespace
+
+
+def move_optimizer(optimizer, params, convert):
+    """Point ``optimizer`` at ``params`` and pass its state arrays through ``convert``."""
+    optimizer.params = params
+    for name in optimizer._state_arrays:
+        setattr(optimizer, name, [convert(a) for a in getattr(optimizer, name)])
+    if hasattr(optimizer, "_buffers"):
+        optimizer._buffers = None  # scratch space of the old arrays' namespace
 
 
 class SGDOptimizer:
@@ -29,7 +46,9 @@ class SGDOptimizer:
         self.momentum = momentum
         self.nesterov = nesterov
         self.power_t = power_t
-        self.velocities = [np.zeros_like(p) for p in params]
+        self.velocities = [_array_namespace(p).zeros_like(p) for p in params]
+
+    _state_arrays = ("velocities",)
 
     def step(self, grads, n_seen):
         """Apply one update; ``n_seen`` is the number of samples seen so far."""
@@ -64,38 +83,41 @@ class AdamOptimizer:
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.t = 0
-        self.first = [np.zeros_like(p) for p in params]
-        self.second = [np.zeros_like(p) for p in params]
+        self.first = [_array_namespace(p).zeros_like(p) for p in params]
+        self.second = [_array_namespace(p).zeros_like(p) for p in params]
         self._buffers = None  # scratch arrays, made on the first step
+
+    _state_arrays = ("first", "second")
 
     def step(self, grads, n_seen):
         self.t += 1
         correction = np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
         step_size = self.learning_rate_init * correction
+        xp = _array_namespace(self.params[0])
         if self._buffers is None:
             # The last stage runs in the dtype of step_size * m (float64 for a
             # float32 model, as NumPy promotes it), hence its own buffer then.
             self._buffers = []
             for m in self.first:
-                a = np.empty_like(m)
-                c_dtype = np.result_type(step_size, m)
-                c = a if c_dtype == m.dtype else np.empty(m.shape, c_dtype)
-                self._buffers.append((a, np.empty_like(m), c))
+                a = xp.empty_like(m)
+                c_dtype = np.result_type(step_size, m.dtype)
+                c = a if c_dtype == m.dtype else xp.empty(m.shape, c_dtype)
+                self._buffers.append((a, xp.empty_like(m), c))
         # The same operations in the same order as
         #   m = b1·m + (1-b1)·g;  s = b2·s + ((1-b2)·g)·g;  p -= (step·m) / (√s + eps)
         # written into scratch arrays instead of fresh temporaries.
         for p, m, s, g, (a, b, c) in zip(self.params, self.first, self.second, grads,
                                          self._buffers):
             m *= self.beta_1
-            np.multiply(g, 1 - self.beta_1, out=a)
+            xp.multiply(g, 1 - self.beta_1, out=a)
             m += a
             s *= self.beta_2
-            np.multiply(g, 1 - self.beta_2, out=a)
+            xp.multiply(g, 1 - self.beta_2, out=a)
             a *= g
             s += a
-            np.sqrt(s, out=b)
+            xp.sqrt(s, out=b)
             b += self.epsilon
-            np.multiply(m, step_size, out=c)
+            xp.multiply(m, step_size, out=c)
             c /= b
             p -= c
 

@@ -8,6 +8,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils import gen_batches
 
 from ._base import BasePerturbedEstimator
+from ._validation import to_host
 from .metrics import spearman_score
 from .solvers import Ranking
 
@@ -98,7 +99,10 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
         Threads of the numba kernels during this estimator's calls.
     backend : {'auto', 'numba', 'numpy', 'cupy'}, default='auto'
         Where the perturbed estimates run; see
-        :class:`~sk_perturbed.perturbed.PerturbedOptimizer`.
+        :class:`~sk_perturbed.perturbed.PerturbedOptimizer`. With ``'cupy'``
+        (or ``'auto'`` and CuPy inputs) the whole training runs on the GPU and
+        the fitted attributes are NumPy arrays afterwards; prediction runs on
+        the CPU.
 
     Attributes
     ----------
@@ -256,7 +260,7 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
             Mean Spearman ρ, in [-1, 1].
         """
         Y_pred = self.predict(X)
-        Y = np.asarray(y)
+        Y, sample_weight = np.asarray(to_host(y)), to_host(sample_weight)
         if Y.ndim != 2 or Y.shape[1] != self.n_outputs_:
             raise ValueError(
                 f"Y must have shape (n_samples, {self.n_outputs_}), got {Y.shape}."

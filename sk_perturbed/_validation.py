@@ -4,6 +4,16 @@ import numpy as np
 from sklearn.utils import check_array
 
 
+def is_cupy_array(a):
+    """True for a CuPy array (checked by type, so CuPy is never imported here)."""
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def to_host(a):
+    """A CuPy array copied to a NumPy array; anything else unchanged."""
+    return a.get() if is_cupy_array(a) else a
+
+
 def check_theta(theta, solver, name="theta"):
     """Return ``theta`` as a finite float64 C-contiguous (n, d) array for ``solver``.
 

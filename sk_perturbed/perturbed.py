@@ -21,9 +21,9 @@ from sklearn.utils._param_validation import (
     validate_parameter_constraints,
 )
 
-from ._noise import NOISE_IDS, SYMMETRIC_NOISES
+from ._noise import NOISE_IDS, SYMMETRIC_NOISES, _array_namespace
 from ._threads import numba_threads, resolve_n_threads
-from ._validation import check_row_keys, check_same_shape, check_theta
+from ._validation import check_row_keys, check_same_shape, check_theta, is_cupy_array
 from .solvers._base import BaseSolver
 from .solvers._basic import Argmax
 
@@ -208,7 +208,7 @@ class PerturbedOptimizer:
             in θ's floating dtype when it is float32, else float64.
         """
         self._validate()
-        if self.backend == "cupy" or (self.backend == "auto" and _is_cupy_array(theta)):
+        if self.backend == "cupy" or (self.backend == "auto" and is_cupy_array(theta)):
             # The GPU path validates CuPy inputs on the device (no host copy).
             _require_cupy()
             from ._cupy_backend import estimate_for
@@ -251,7 +251,7 @@ class PerturbedOptimizer:
         from .solvers._dispatch import numba_solver_arg
 
         backend = self.backend
-        if backend == "cupy" or (backend == "auto" and _is_cupy_array(theta)):
+        if backend == "cupy" or (backend == "auto" and is_cupy_array(theta)):
             _require_cupy()
             return "cupy"
         if backend == "auto":
@@ -325,10 +325,6 @@ class PerturbedOptimizer:
 def _output_dtype(theta):
     dtype = getattr(theta, "dtype", None)
     return np.float32 if dtype == np.float32 else np.float64
-
-
-def _is_cupy_array(a):
-    return type(a).__module__.split(".")[0] == "cupy"
 
 
 def _require_cupy():
@@ -550,15 +546,27 @@ def _fast_loss_gradient(kind, prepared, theta, y, row_keys, seed):
     )
 
 
+# The loss formulas below use only array methods, operators and functions of
+# the array's own namespace, so they run on NumPy and CuPy arrays alike (the
+# GPU training path calls them on the device).
+def _rowwise_dot(a, b):
+    return (a * b).sum(axis=1)
+
+
 def _gumbel_argmax_fenchel_young(theta, y, epsilon):
     """Exact FY loss of Gumbel-perturbed argmax: F_ε(θ) = ε logsumexp(θ/ε) + εγ."""
-    value = epsilon * logsumexp(theta / epsilon, axis=1) + epsilon * np.euler_gamma
-    return value - np.einsum("nd,nd->n", theta, y), softmax(theta / epsilon, axis=1) - y
+    xp = _array_namespace(theta)
+    scaled = theta / epsilon
+    top = scaled.max(axis=1, keepdims=True)
+    weights = xp.exp(scaled - top)  # shifted by the row maximum: no overflow
+    total = weights.sum(axis=1, keepdims=True)
+    value = epsilon * (top + xp.log(total))[:, 0] + epsilon * np.euler_gamma
+    return value - _rowwise_dot(theta, y), weights / total - y
 
 
 def _fenchel_young_from(theta, y, expected_max, expected_max_grad, sign):
     """FY value and gradient from the estimates, in the solver's sense."""
-    loss = sign * (expected_max - np.einsum("nd,nd->n", theta, y))
+    loss = sign * (expected_max - _rowwise_dot(theta, y))
     return loss, sign * (expected_max_grad - y)
 
 
@@ -570,7 +578,27 @@ def _perturbed_squared_from(estimate, y):
     """
     residual = estimate(None)[0].astype(np.float64) - y
     vjp = estimate(residual)[1]
-    return 0.5 * np.einsum("nd,nd->n", residual, residual), vjp
+    return 0.5 * _rowwise_dot(residual, residual), vjp
+
+
+def _squared_from(theta, y):
+    """``½‖y - θ‖²`` and its gradient ``θ - y``."""
+    residual = theta - y
+    return 0.5 * _rowwise_dot(residual, residual), residual
+
+
+def _blackbox_from(theta, y, solve, sign, lambda_, requires_positive):
+    """Blackbox value and interpolation gradient; ``solve`` maps a batch to its structures."""
+    y_star = solve(theta)
+    g = y_star - y
+    # Maximization form θ_max = sign·θ: shifted problem θ_max - λg, mapped back.
+    shifted = theta - sign * lambda_ * g
+    if requires_positive:
+        # The shift can push costs below zero, which Dijkstra refuses: clip
+        # them (a zero cost is the cheapest a positive-cost solver can see).
+        shifted = _array_namespace(theta).maximum(shifted, 0.0)
+    grad = sign * (y_star - solve(shifted)) / lambda_
+    return 0.5 * _rowwise_dot(g, g), grad
 
 
 def _estimate_numpy(
@@ -583,28 +611,46 @@ def _estimate_numpy(
     floating-point summation order. Solvers are called on the whole (n·M, d)
     batch, which is what Python (batched) solvers need.
     """
-    from ._noise import grad_nu_numpy, sample_noise
+    from ._noise import sample_noise
 
-    n, d = theta.shape
-    z = sample_noise(seed, row_keys, n_samples, d, noise, antithetic)
+    z = sample_noise(seed, row_keys, n_samples, theta.shape[1], noise, antithetic)
+    return _accumulate(
+        solver._solve_batch, theta, z, epsilon=epsilon, noise=noise,
+        multiplicative=multiplicative, antithetic=antithetic, sign=sign, v=v,
+        control_variate=control_variate,
+    )
+
+
+def _accumulate(
+    solve, theta, z, *, epsilon, noise, multiplicative, antithetic, sign, v, control_variate,
+):
+    """``(y_eps, grad, value, vjp)`` from the noise ``z`` (n, M, d) of every problem.
+
+    Array code in θ's namespace (NumPy, or CuPy for the GPU backend); ``solve``
+    maps a batch (n·M, d) of perturbed problems to their structures.
+    """
+    from ._noise import grad_nu_numpy
+
+    xp = _array_namespace(theta)
+    n, n_samples, d = z.shape
     if multiplicative:
-        scale = np.exp(epsilon * z - 0.5 * epsilon**2)
+        scale = xp.exp(epsilon * z - 0.5 * epsilon**2)
         perturbed = theta[:, None, :] * scale
     else:
         perturbed = theta[:, None, :] + (sign * epsilon) * z
-    y = solver._solve_batch(perturbed.reshape(n * n_samples, d)).reshape(n, n_samples, d)
+    y = solve(perturbed.reshape(n * n_samples, d)).reshape(n, n_samples, d)
     y_eps = y.mean(axis=1)
-    value = np.einsum("nmd,nmd->nm", y, perturbed).mean(axis=1)
+    value = xp.einsum("nmd,nmd->nm", y, perturbed).mean(axis=1)
     grad = (y * scale).mean(axis=1) if multiplicative else y_eps
     vjp = None
     if v is not None:
-        scores = np.einsum("nmd,nd->nm", y, v)
+        scores = xp.einsum("nmd,nd->nm", y, v)
         g = grad_nu_numpy(z, noise)
         if control_variate and not antithetic and n_samples > 1:
-            vjp = np.einsum("nm,nmd->nd", scores - scores.mean(axis=1, keepdims=True), g)
+            vjp = xp.einsum("nm,nmd->nd", scores - scores.mean(axis=1, keepdims=True), g)
             vjp /= n_samples - 1
         else:
-            vjp = np.einsum("nm,nmd->nd", scores, g) / n_samples
+            vjp = xp.einsum("nm,nmd->nd", scores, g) / n_samples
         vjp = vjp / (epsilon * theta) if multiplicative else vjp * (sign / epsilon)
     return y_eps, grad, value, vjp
 
@@ -796,9 +842,7 @@ def squared_loss(theta, y):
     (array([0.5]), array([[1., 0.]]))
     """
     theta = check_array(theta, dtype=np.float64, order="C", input_name="theta")
-    y = check_same_shape(y, theta, "y")
-    residual = theta - y
-    return 0.5 * np.einsum("nd,nd->n", residual, residual), residual
+    return _squared_from(theta, check_same_shape(y, theta, "y"))
 
 
 def blackbox_loss(theta, y, solver, *, lambda_=10.0):
@@ -842,15 +886,6 @@ def blackbox_loss(theta, y, solver, *, lambda_=10.0):
         raise ValueError(f"lambda_ must be a finite float > 0, got {lambda_!r}.")
     theta = check_theta(theta, solver)
     y = check_same_shape(y, theta, "y")
-    y_star = solver._solve_batch(theta)
-    g = y_star - y
-    # Maximization form θ_max = sign·θ: shifted problem θ_max - λg, mapped back.
-    sign = solver._sign
-    shifted = theta - sign * lambda_ * g
-    if solver.requires_positive:
-        # The shift can push costs below zero, which Dijkstra refuses: clip
-        # them (a zero cost is the cheapest a positive-cost solver can see).
-        np.maximum(shifted, 0.0, out=shifted)
-    y_shifted = solver._solve_batch(shifted)
-    grad = sign * (y_star - y_shifted) / lambda_
-    return 0.5 * np.einsum("nd,nd->n", g, g), grad
+    return _blackbox_from(
+        theta, y, solver._solve_batch, solver._sign, lambda_, solver.requires_positive
+    )

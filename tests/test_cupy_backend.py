@@ -294,6 +294,182 @@ def test_classifier_with_cupy_backend_on_numpy_device(numpy_device):
     assert clf.predict(X).shape == (60,)
 
 
+# ------------------------------------------- training on the device
+class _DeviceArray(np.ndarray):
+    """A NumPy array marked as living on the stand-in device."""
+
+
+def _copying_device():
+    """The NumPy device with real transfers: device arrays are marked copies.
+
+    Training on it checks the GPU path's bookkeeping without a GPU: what is
+    copied to the device and back, and that nothing on the host goes stale.
+    """
+    base = cb.numpy_device()
+    return cb.Device(
+        np, "numpy-copying",
+        to_device=lambda a: np.array(a, copy=True).view(_DeviceArray),
+        to_host=lambda a: np.array(a, copy=True).view(np.ndarray),
+        is_device_array=lambda a: isinstance(a, np.ndarray),
+        sample_noise=base.sample_noise, dag_solve=base.dag_solve,
+    )
+
+
+@pytest.fixture
+def copying_device(monkeypatch):
+    monkeypatch.setattr(cb, "get_device", _copying_device)
+    monkeypatch.setattr(perturbed, "_require_cupy", lambda: None)
+    monkeypatch.setattr(cb, "_WARNED", set())
+
+
+def _assert_host_state(est):
+    """Fitted attributes and optimizer state are plain NumPy, shared as on the CPU path."""
+    params = est.coefs_ + est.intercepts_
+    assert all(type(p) is np.ndarray for p in params)
+    assert all(a is b for a, b in zip(est._optimizer.params, params))
+    for name in est._optimizer._state_arrays:
+        assert all(type(a) is np.ndarray for a in getattr(est._optimizer, name))
+
+
+def _assert_same_fit(got, ref, rtol=1e-9, atol=1e-12):
+    for a, b in zip(got.coefs_ + got.intercepts_, ref.coefs_ + ref.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(got.loss_curve_, ref.loss_curve_, rtol=rtol)
+
+
+TRAINING_CASES = [
+    (PerturbedRankingRegressor, dict(loss="fenchel_young")),
+    (PerturbedRankingRegressor, dict(loss="perturbed_squared", activation="tanh")),
+    (PerturbedRankingRegressor, dict(loss="squared", optimizer="sgd")),
+    (PerturbedRankingRegressor, dict(loss="blackbox", activation="logistic", model="linear")),
+    (PerturbedRankingRegressor, dict(early_stopping=True, validation_fraction=0.25)),
+    (PerturbedStructuredClassifier, dict(noise="gumbel")),
+    (PerturbedStructuredClassifier, dict(solver=TopK(k=2), perturbation="multiplicative")),
+]
+
+
+@pytest.mark.parametrize("Estimator, params", TRAINING_CASES,
+                         ids=[f"{E.__name__}-{sorted(p)}" for E, p in TRAINING_CASES])
+def test_training_on_the_device_matches_the_host(copying_device, Estimator, params):
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(60, 4))
+    scores = X @ rng.normal(size=(4, 5))
+    if Estimator is PerturbedRankingRegressor:
+        y = scores
+    else:
+        y = TopK(k=2)(scores) if "solver" in params else np.argmax(scores, axis=1)
+    kwargs = dict(max_iter=4, n_samples=4, random_state=0, tol=0.0, hidden_layer_sizes=(7,),
+                  batch_size=16, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = Estimator(backend="numpy", **kwargs).fit(X, y)
+        got = Estimator(backend="cupy", **kwargs).fit(X, y)
+    _assert_host_state(got)
+    _assert_same_fit(got, ref)
+    np.testing.assert_array_equal(got.predict(X), ref.predict(X))
+    if params.get("early_stopping"):
+        assert got.validation_scores_ == ref.validation_scores_
+
+
+def test_device_training_with_dag_paths_and_sample_weights(copying_device):
+    # Softplus output link (positive costs), per-sample weights, float32 model.
+    from sk_perturbed.datasets import make_shortest_path
+
+    X, _, paths = make_shortest_path(50, n_features=3, grid=(3, 3), random_state=0)
+    X = X.astype(np.float32)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, size=50)
+    kwargs = dict(solver=DAGShortestPath(grid=(3, 3)), max_iter=3, n_samples=3,
+                  random_state=0, tol=0.0, batch_size=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = PerturbedStructuredClassifier(backend="numpy", **kwargs).fit(X, paths, w)
+        got = PerturbedStructuredClassifier(backend="cupy", **kwargs).fit(X, paths, w)
+    assert got.coefs_[0].dtype == np.float32
+    _assert_host_state(got)
+    # The CPU path rounds the Monte Carlo estimates to float32, the device path later.
+    _assert_same_fit(got, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_partial_fit_and_warm_start_on_the_device(copying_device):
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(40, 3))
+    Y = X @ rng.normal(size=(3, 4))
+    kwargs = dict(n_samples=3, random_state=0, hidden_layer_sizes=(5,), batch_size=8)
+    ests = {}
+    for backend in ("numpy", "cupy"):
+        est = PerturbedRankingRegressor(backend=backend, **kwargs)
+        for _ in range(3):
+            est.partial_fit(X, Y)
+        est.set_params(warm_start=True, max_iter=2, tol=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, Y)
+        ests[backend] = est
+    _assert_host_state(ests["cupy"])
+    _assert_same_fit(ests["cupy"], ests["numpy"])
+    assert ests["cupy"]._optimizer.t == ests["numpy"]._optimizer.t == 5 * 5
+
+
+def test_fitted_on_the_device_pickles_to_numpy_and_predicts_anywhere(copying_device):
+    import pickle
+
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(30, 3))
+    Y = X @ rng.normal(size=(3, 4))
+    est = PerturbedRankingRegressor(backend="cupy", max_iter=2, n_samples=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, Y)
+    clone = pickle.loads(pickle.dumps(est))
+    _assert_host_state(clone)
+    np.testing.assert_array_equal(clone.predict(X), est.predict(X))
+    np.testing.assert_array_equal(clone.predict_scores(X), est.predict_scores(X))
+
+
+def test_divergence_on_the_device_raises_and_leaves_host_arrays(copying_device):
+    rng = np.random.default_rng(14)
+    X = rng.normal(size=(30, 3)) * 1e150
+    Y = rng.normal(size=(30, 4))
+    est = PerturbedRankingRegressor(backend="cupy", optimizer="sgd", learning_rate_init=1e6,
+                                    momentum=0.99, max_iter=50, n_samples=2, random_state=0)
+    with pytest.raises(ValueError, match="diverged"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, Y)
+    _assert_host_state(est)
+
+
+def test_cupy_input_with_a_cpu_backend_is_refused_by_name(monkeypatch):
+    fake = FakeCupyArray()
+    with pytest.raises(ValueError, match="X is a CuPy array but backend='numba'"):
+        PerturbedRankingRegressor(backend="numba").fit(fake, np.ones((2, 3)))
+
+
+def test_device_losses_match_the_host_losses(copying_device):
+    # Each loss's device formula against its CPU path on the same batch.
+    from sk_perturbed._loss import LOSSES
+
+    rng = np.random.default_rng(15)
+    theta = rng.normal(size=(9, 5))
+    y = Ranking()(rng.normal(size=(9, 5)))
+    keys = np.arange(9)
+    device = cb.get_device()
+    for name, solver, params in [
+        ("fenchel_young", Ranking(), {}),
+        ("fenchel_young", Argmax(), {"noise": "gumbel"}),
+        ("perturbed_squared", Ranking(), {}),
+        ("squared", Ranking(), {}),
+        ("blackbox", Ranking(), {}),
+    ]:
+        po = PerturbedOptimizer(solver, n_samples=6, backend="numpy", **params)
+        target = np.eye(5)[np.argmax(y, axis=1)] if isinstance(solver, Argmax) else y
+        host = LOSSES[name](po).loss_gradient(theta, target, keys, 3)
+        on_device = LOSSES[name](po, device=device).loss_gradient(
+            device.to_device(theta), device.to_device(target), keys, 3
+        )
+        for a, b in zip(on_device, host):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
 # ---------------------------------------------------------- on a GPU
 def _gpu():
     cp = pytest.importorskip("cupy")
