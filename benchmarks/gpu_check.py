@@ -1,13 +1,20 @@
 """GPU check of the CuPy backend: CPU/GPU parity and timings (a few minutes).
 
-    python benchmarks/gpu_check.py
+    python benchmarks/gpu_check.py              # on a machine with CuPy and a GPU
+    python benchmarks/gpu_check.py --cpu-only   # the CPU side of the kernel timings
 
 Checks that the GPU noise stream, the GPU solvers and the Monte Carlo
-estimates agree with the numba backend, then times the ranking kernel
-(n=4096, d=100, M=100), the argmax kernel (same size) and a short fit,
-numba (all CPU threads) vs CuPy. Writes everything it prints to
+estimates agree with the numba backend, that training on the GPU gives the
+fit of the CPU (same keyed noise; fitted attributes NumPy, pickling), then
+times the ranking and argmax kernels (n=4096, d=100, M=100), short fits, and
+epochs of the speed benchmark's ranking case, numba (all CPU threads of that
+machine) vs CuPy. Writes everything it prints to
 ``benchmarks/results/gpu_check.txt``. Without CuPy or a visible GPU it prints
 why and exits with status 0, writing nothing.
+
+``--cpu-only`` times the same two kernels with numba on this machine and
+writes ``benchmarks/results/gpu_check_cpu.txt``: the baseline of the GPU
+speed-up on the project's own (2-core) machine.
 """
 
 import os
@@ -50,20 +57,14 @@ def _time(fn, sync, repeat=5):
     return float(np.median(times))
 
 
-def main():
-    cp = _gpu_or_exit()
+def check_kernels(cp, say):
+    """Noise, solvers and estimates against the numba backend; kernel and fit timings."""
     from sk_perturbed import PerturbedRankingRegressor
     from sk_perturbed import _cupy_backend as cb
     from sk_perturbed._noise import sample_noise
     from sk_perturbed.datasets import make_perfect_ranks
     from sk_perturbed.perturbed import PerturbedOptimizer
     from sk_perturbed.solvers import Argmax, DAGShortestPath, Ranking, TopK
-
-    lines = []
-
-    def say(text=""):
-        print(text, flush=True)
-        lines.append(text)
 
     props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
     name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
@@ -115,7 +116,7 @@ def main():
 
     # ---- timings --------------------------------------------------------
     say("\n== timings (median of 5, seconds) ==")
-    n, d, m = 4096, 100, 100
+    n, d, m = KERNEL_SIZE
     theta = rng.normal(size=(n, d))
     theta_gpu = cp.asarray(theta)
     for solver in (Ranking(), Argmax()):
@@ -138,18 +139,137 @@ def main():
                 n_samples=100, max_iter=3, batch_size=batch_size, random_state=0, tol=0.0,
                 backend=backend,
             )
+            data = (cp.asarray(X), cp.asarray(Y)) if backend == "cupy" else (X, Y)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                est.fit(X[:256], Y[:256])  # warm-up
+                est.fit(data[0][:256], data[1][:256])  # warm-up
                 start = time.perf_counter()
-                est.fit(X, Y)
+                est.fit(*data)
                 sync()
             times[backend] = time.perf_counter() - start
             times[backend + "_score"] = est.score(X, Y)
         say(f"fit PerturbedRankingRegressor n=4096 d=100 M=100 3 epochs batch={batch_size}: "
             f"numba {times['numba']:.2f}s (rho {times['numba_score']:.3f})  cupy {times['cupy']:.2f}s "
-            f"(rho {times['cupy_score']:.3f})  (model on CPU, Monte Carlo on GPU)")
+            f"(rho {times['cupy_score']:.3f})  (whole training on the GPU)")
+    return failures
 
+
+def check_training(cp, say, n_headline=100_000, ms_headline=(10, 100)):
+    """GPU training against the same fit on the CPU (backend='numpy': the same keyed noise)."""
+    import pickle
+
+    from sk_perturbed import PerturbedRankingRegressor, PerturbedStructuredClassifier
+    from sk_perturbed.datasets import make_shortest_path
+    from sk_perturbed.solvers import DAGShortestPath
+
+    say("\n== training on the GPU vs the same fit on the CPU ==")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 8))
+    scores = X @ rng.normal(size=(8, 6))
+    Xp, _, paths = make_shortest_path(600, n_features=5, random_state=0)
+    cases = [
+        ("ranking FY relu", PerturbedRankingRegressor, {}, X, scores),
+        ("ranking perturbed_squared tanh", PerturbedRankingRegressor,
+         dict(loss="perturbed_squared", activation="tanh"), X, scores),
+        ("ranking blackbox logistic sgd", PerturbedRankingRegressor,
+         dict(loss="blackbox", activation="logistic", optimizer="sgd"), X, scores),
+        ("argmax gumbel (closed form)", PerturbedStructuredClassifier, dict(noise="gumbel"), X,
+         np.argmax(scores, axis=1)),
+        ("DAG paths softplus float32", PerturbedStructuredClassifier,
+         dict(solver=DAGShortestPath(), model="linear"), Xp.astype(np.float32), paths),
+    ]
+    failures = 0
+    for name, Estimator, params, Xc, yc in cases:
+        kwargs = dict(max_iter=5, n_samples=8, random_state=0, tol=0.0, batch_size=50, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cpu = Estimator(backend="numpy", **kwargs).fit(Xc, yc)
+            gpu = Estimator(backend="cupy", **kwargs).fit(cp.asarray(Xc), cp.asarray(yc))
+        worst = max(
+            float(np.max(np.abs(a - b)) / max(1e-12, float(np.max(np.abs(b)))))
+            for a, b in zip(gpu.coefs_ + gpu.intercepts_, cpu.coefs_ + cpu.intercepts_)
+        )
+        numpy_attrs = all(type(p) is np.ndarray for p in gpu.coefs_ + gpu.intercepts_)
+        clone = pickle.loads(pickle.dumps(gpu))
+        same_pred = float(np.mean(np.all(clone.predict(Xc) == cpu.predict(Xc), axis=-1)
+                                  if np.ndim(cpu.predict(Xc)) > 1
+                                  else clone.predict(Xc) == cpu.predict(Xc)))
+        tol = 1e-3 if Xc.dtype == np.float32 else 1e-6
+        ok = worst <= tol and numpy_attrs and same_pred >= 0.99
+        failures += not ok
+        say(f"{name:34s}: max relative |w_gpu - w_cpu| {worst:.1e}, same predictions "
+            f"{same_pred:.3f}, fitted attributes NumPy {numpy_attrs} {'OK' if ok else 'FAIL'}")
+
+    # The speed issue's headline case on the GPU: ranking, n = 100 000, p = 50, d = 20.
+    n, p, d = n_headline, 50, 20
+    X = rng.standard_normal((n, p))
+    Y = X @ rng.standard_normal((p, d)) + 0.5 * rng.standard_normal((n, d))
+    X_gpu, Y_gpu = cp.asarray(X), cp.asarray(Y)
+    for m in ms_headline:
+        times = {}
+        for backend, data in (("numba", (X, Y)), ("cupy", (X_gpu, Y_gpu))):
+            est = PerturbedRankingRegressor(n_samples=m, hidden_layer_sizes=(128,), max_iter=2,
+                                            batch_size=200, tol=0.0, random_state=0,
+                                            backend=backend)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(data[0][:1000], data[1][:1000])  # warm-up
+                start = time.perf_counter()
+                est.fit(*data)
+                cp.cuda.Device().synchronize()
+            times[backend] = (time.perf_counter() - start) / 2
+        say(f"epoch ranking MLP(128,) n={n} p={p} d={d} M={m} batch=200: numba "
+            f"{times['numba']:.3f}s  cupy {times['cupy']:.3f}s (x{times['numba'] / times['cupy']:.1f})")
+    return failures
+
+
+KERNEL_SIZE = (4096, 100, 100)  # n, d, M
+
+
+def time_cpu_kernels(say):
+    """numba kernels (y_eps, and with a VJP) at KERNEL_SIZE, every thread of this machine."""
+    from sk_perturbed.perturbed import PerturbedOptimizer
+    from sk_perturbed.solvers import Argmax, Ranking
+
+    n, d, m = KERNEL_SIZE
+    theta = np.random.default_rng(0).normal(size=(n, d))
+    say(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.2f}")
+    out = {}
+    for solver in (Ranking(), Argmax()):
+        po = PerturbedOptimizer(solver, n_samples=m, random_state=0, backend="numba", n_jobs=-1)
+        t = _time(lambda: po(theta), lambda: None)
+        t_vjp = _time(lambda: po.estimate(theta, theta), lambda: None)
+        out[type(solver).__name__] = t
+        say(f"{type(solver).__name__:8s} n={n} d={d} M={m}: numba y_eps {t:.4f} s, "
+            f"+vjp {t_vjp:.4f} s (median of 5)")
+    return out
+
+
+def main():
+    if "--cpu-only" in sys.argv[1:]:
+        lines = []
+
+        def say(text=""):
+            print(text, flush=True)
+            lines.append(text)
+
+        time_cpu_kernels(say)
+        path = RESULTS.replace(".txt", "_cpu.txt")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print(f"written to {path}")
+        return 0
+    cp = _gpu_or_exit()
+    lines = []
+
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    failures = check_kernels(cp, say)
+    failures += check_training(cp, say)
     say(f"\n{'ALL PARITY CHECKS PASSED' if not failures else f'{failures} PARITY CHECK(S) FAILED'}")
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:

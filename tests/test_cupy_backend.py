@@ -534,3 +534,25 @@ def test_gpu_numpy_input_gives_numpy_output():
     theta = np.random.default_rng(11).normal(size=(4, 5)).astype(np.float32)
     est = PerturbedOptimizer(Ranking(), backend="cupy", n_samples=10, random_state=0).estimate(theta)
     assert isinstance(est.y_eps, np.ndarray) and est.y_eps.dtype == np.float32
+
+
+def test_gpu_check_training_section_runs_on_a_stand_in(copying_device):
+    # benchmarks/gpu_check.py runs only where a GPU is lent: its training
+    # section is dry-run here with NumPy standing in for CuPy, so that a GPU
+    # session does not spend its time on a bug in the script.
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    fake_cp = types.SimpleNamespace(
+        asarray=np.asarray,
+        cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(synchronize=lambda: None)),
+    )
+    lines = []
+    failures = gpu_check.check_training(fake_cp, lines.append, n_headline=2000, ms_headline=(2,))
+    assert failures == 0, lines
+    assert sum(line.endswith("OK") for line in lines) == 5
+    assert any(line.startswith("epoch ranking MLP(128,) n=2000") for line in lines)
