@@ -277,9 +277,12 @@ def run_scaling(quick, repeats):
 
     out = {}
     # The fit is an M-independent part (model, optimizer, data, Python per
-    # batch) plus the Monte Carlo kernels, timed inside the fit: slopes of both.
-    for label, grid in (("n", [(n0 * 2**k, 10) for k in range(5)]),
-                        ("M", [(n0, 8 * 2**k) for k in range(5)])):
+    # batch) plus the Monte Carlo kernels, timed inside the fit: slopes of both,
+    # and the affine fit t = a + b·x of the whole fit time.
+    grids = (("n", "M = 10", [(n0 * 2**k, 10) for k in range(5)]),
+             ("M", f"n = {n0}", [(n0, 8 * 2**k) for k in range(5)]),
+             ("M", f"n = {n0}", [(n0, 64 * 2**k) for k in range(5)]))
+    for label, fixed, grid in grids:
         xs, totals, kernels = [], [], []
         for n, m in grid:
             total, kernel = fit_time(n, m)
@@ -288,11 +291,15 @@ def run_scaling(quick, repeats):
             kernels.append(kernel)
             print(f"  {label} = {xs[-1]:>6}: fit {total:8.3f} s, Monte Carlo kernels {kernel:8.3f} s"
                   f"   {load()}", flush=True)
-        fixed = "M = 10" if label == "n" else f"n = {n0}"
-        out[label] = slope(xs, totals)
-        out[label + "_kernels"] = slope(xs, kernels)
-        print(f"log-log slope in {label} ({fixed}): whole fit {out[label]:.2f}, "
-              f"Monte Carlo kernels {out[label + '_kernels']:.2f}")
+        key = f"{label} {xs[0]}-{xs[-1]}"
+        out[key] = slope(xs, totals)
+        out[key + " kernels"] = slope(xs, kernels)
+        b, a = np.polyfit(xs, totals, 1)
+        r2 = 1 - np.sum((np.polyval([b, a], xs) - totals) ** 2) / np.sum(
+            (np.asarray(totals) - np.mean(totals)) ** 2)
+        print(f"log-log slope in {label} = {xs[0]}..{xs[-1]} ({fixed}): whole fit {out[key]:.2f}, "
+              f"Monte Carlo kernels {out[key + ' kernels']:.2f}; affine fit t = {a:.3f} s + "
+              f"{b:.2e} s x {label}, R^2 = {r2:.4f}")
     return out
 
 
