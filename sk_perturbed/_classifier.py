@@ -342,7 +342,7 @@ feature_names_in_
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             # Fit the label encoder on all classes before the first epoch.
-            self._partial_classes = np.unique(classes)
+            self._partial_classes = np.unique(to_host(classes))
         return super().partial_fit(X, y, sample_weight)
 
     @available_if(_fitted_on_labels)
