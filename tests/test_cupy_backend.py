@@ -59,6 +59,8 @@ def test_missing_cupy_raises_import_error_naming_gpu_extra(monkeypatch):
         po(np.ones((2, 3)))
     with pytest.raises(ImportError, match="gpu"):
         PerturbedOptimizer(Ranking(), backend="auto")._resolve_backend(FakeCupyArray())
+    with pytest.raises(ImportError, match=r"sk-perturbed\[gpu\]"):
+        PerturbedRankingRegressor(backend="cupy").fit(np.ones((4, 2)), np.ones((4, 3)))
 
 
 def test_auto_rule(monkeypatch):
