@@ -459,9 +459,12 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         host_weights = data.host_weights
         # grad * 1.0 is grad: skip the weighting pass when every weight is 1.
         unit_weights = bool(np.all(host_weights == 1))
+        # The rows of each batch where the data lives (one transfer per epoch on
+        # the GPU) and on the host, where they are the noise keys.
+        model_indices = indices if data.device is None else data.device.to_device(indices)
         for batch in gen_batches(len(indices), batch_size):
-            idx = indices[batch]  # host: the noise keys of the rows
-            rows = idx if data.device is None else data.device.to_device(idx)
+            idx = indices[batch]
+            rows = model_indices[batch]
             activations, theta = self._forward(data.X[rows])
             if not bool(_array_namespace(theta).isfinite(theta).all()):
                 self._raise_diverged()
