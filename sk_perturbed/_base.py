@@ -482,7 +482,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             )
             self.t_ += len(idx)
             self._optimizer.step(coef_grads + intercept_grads, self.t_)
-            total_loss += values @ w  # a device scalar on the GPU: no sync per batch
+            # Summed in float64 (a device scalar on the GPU: no sync per batch).
+            total_loss += values.astype(np.float64, copy=False) @ w
         total_weight = host_weights[indices].sum()
         l2 = 0.5 * self.alpha * sum(float((W * W).sum()) for W in self.coefs_)
         epoch_loss = (float(total_loss) + l2) / max(total_weight, np.finfo(float).tiny)
