@@ -538,6 +538,32 @@ def test_gpu_numpy_input_gives_numpy_output():
     assert isinstance(est.y_eps, np.ndarray) and est.y_eps.dtype == np.float32
 
 
+@pytest.mark.parametrize("Estimator, params", TRAINING_CASES,
+                         ids=[f"{E.__name__}-{sorted(p)}" for E, p in TRAINING_CASES])
+def test_gpu_training_matches_the_cpu_fit(Estimator, params):
+    # Same keyed noise on both sides: the GPU fit is the CPU fit up to rounding.
+    import pickle
+
+    cp = _gpu()
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(60, 4))
+    scores = X @ rng.normal(size=(4, 5))
+    if Estimator is PerturbedRankingRegressor:
+        y = scores
+    else:
+        y = TopK(k=2)(scores) if "solver" in params else np.argmax(scores, axis=1)
+    kwargs = dict(max_iter=4, n_samples=4, random_state=0, tol=0.0, hidden_layer_sizes=(7,),
+                  batch_size=16, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cpu = Estimator(backend="numpy", **kwargs).fit(X, y)
+        gpu = Estimator(backend="auto", **kwargs).fit(cp.asarray(X), cp.asarray(y))
+    _assert_host_state(gpu)
+    _assert_same_fit(gpu, cpu, rtol=1e-6, atol=1e-9)
+    clone = pickle.loads(pickle.dumps(gpu))
+    np.testing.assert_array_equal(clone.predict(cp.asarray(X)), cpu.predict(X))
+
+
 def test_gpu_check_training_section_runs_on_a_stand_in(copying_device):
     # benchmarks/gpu_check.py runs only where a GPU is lent: its training
     # section is dry-run here with NumPy standing in for CuPy, so that a GPU
