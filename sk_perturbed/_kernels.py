@@ -23,7 +23,6 @@ from numba import types
 from numba.extending import overload
 
 from ._noise import GAUSSIAN, fill_noise, grad_nu
-from .solvers._basic import ARGMAX_ID, RANKING_ID, TOPK_ID, argmax_row, ranking_row, topk_row
 from .solvers._dispatch import call_solver, solve_builtin_row
 
 
@@ -50,20 +49,10 @@ def _solve_row_impl(solver, solver_id, float_params, int_params, x, out):
         return lambda solver, solver_id, float_params, int_params, x, out: call_solver(
             solver, x, out
         )
-
-    def impl(solver, solver_id, float_params, int_params, x, out):
-        # The selection solvers are called directly: through the generic
-        # switch each call cost ~50-90 ns, more than a whole argmax over d=10.
-        if solver_id == ARGMAX_ID:
-            argmax_row(x, float_params, int_params, out)
-        elif solver_id == RANKING_ID:
-            ranking_row(x, float_params, int_params, out)
-        elif solver_id == TOPK_ID:
-            topk_row(x, float_params, int_params, out)
-        else:
-            solve_builtin_row(solver_id, float_params, int_params, x, out)
-
-    return impl
+    # The parts were unpacked once per call of the kernel, not per problem.
+    return lambda solver, solver_id, float_params, int_params, x, out: solve_builtin_row(
+        solver_id, float_params, int_params, x, out
+    )
 
 
 @nb.njit(cache=True, parallel=True)
