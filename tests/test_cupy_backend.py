@@ -350,9 +350,8 @@ TRAINING_CASES = [
 ]
 
 
-@pytest.mark.parametrize("Estimator, params", TRAINING_CASES,
-                         ids=[f"{E.__name__}-{sorted(p)}" for E, p in TRAINING_CASES])
-def test_training_on_the_device_matches_the_host(copying_device, Estimator, params):
+def _training_problem(Estimator, params):
+    """Data and estimator parameters of one of TRAINING_CASES."""
     rng = np.random.default_rng(11)
     X = rng.normal(size=(60, 4))
     scores = X @ rng.normal(size=(4, 5))
@@ -362,6 +361,13 @@ def test_training_on_the_device_matches_the_host(copying_device, Estimator, para
         y = TopK(k=2)(scores) if "solver" in params else np.argmax(scores, axis=1)
     kwargs = dict(max_iter=4, n_samples=4, random_state=0, tol=0.0, hidden_layer_sizes=(7,),
                   batch_size=16, **params)
+    return X, y, kwargs
+
+
+@pytest.mark.parametrize("Estimator, params", TRAINING_CASES,
+                         ids=[f"{E.__name__}-{sorted(p)}" for E, p in TRAINING_CASES])
+def test_training_on_the_device_matches_the_host(copying_device, Estimator, params):
+    X, y, kwargs = _training_problem(Estimator, params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = Estimator(backend="numpy", **kwargs).fit(X, y)
@@ -545,15 +551,7 @@ def test_gpu_training_matches_the_cpu_fit(Estimator, params):
     import pickle
 
     cp = _gpu()
-    rng = np.random.default_rng(11)
-    X = rng.normal(size=(60, 4))
-    scores = X @ rng.normal(size=(4, 5))
-    if Estimator is PerturbedRankingRegressor:
-        y = scores
-    else:
-        y = TopK(k=2)(scores) if "solver" in params else np.argmax(scores, axis=1)
-    kwargs = dict(max_iter=4, n_samples=4, random_state=0, tol=0.0, hidden_layer_sizes=(7,),
-                  batch_size=16, **params)
+    X, y, kwargs = _training_problem(Estimator, params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cpu = Estimator(backend="numpy", **kwargs).fit(X, y)
