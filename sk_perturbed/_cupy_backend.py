@@ -57,6 +57,10 @@ MAX_ELEMENTS = 1 << 26
 
 _BLOCK = 128
 
+#: NVRTC options of the kernels: no fused multiply-add, so that every rounding
+#: of the ziggurat matches the CPU's (the architecture is added by CuPy).
+NVRTC_OPTIONS = ("--fmad=false",)
+
 # --------------------------------------------------------------------------
 # CUDA source. The device functions are plain C (no CUDA intrinsics), so the
 # tests compile them with a C compiler on the CPU and check them against the
@@ -205,6 +209,23 @@ extern "C" __global__ void skp_dag_kernel(
 """
 
 
+# CuPy passes each NumPy scalar with its own width: these builders fix the
+# argument types of the two kernels in one place (the tests check them against
+# the parameter list that NVRTC compiles from KERNEL_SOURCE).
+def noise_kernel_args(keys, n_samples, d, seed, noise, antithetic, zx, zf, out):
+    """Arguments of ``skp_noise_kernel`` for the (n, n_samples, d) noise of ``keys``."""
+    return (
+        keys, np.int64(keys.shape[0]), np.int64(n_samples), np.int64(d), np.uint64(seed),
+        np.int32(NOISE_IDS[noise]), np.int32(bool(antithetic)), zx, zf, np.float64(_ZIG_R), out,
+    )
+
+
+def dag_kernel_args(x, rows, cols, dist, out):
+    """Arguments of ``skp_dag_kernel`` for the (p, d) arc costs ``x``."""
+    p, d = x.shape
+    return (x, np.int64(p), np.int64(rows), np.int64(cols), np.int64(d), dist, out)
+
+
 # --------------------------------------------------------------------------
 # Devices: the array namespace plus the two kernels.
 # --------------------------------------------------------------------------
@@ -254,7 +275,7 @@ def cupy_device():
 
     module = cp.RawModule(
         code=DEVICE_SOURCE + KERNEL_SOURCE,
-        options=("--fmad=false",),
+        options=NVRTC_OPTIONS,
     )
     noise_kernel = module.get_function("skp_noise_kernel")
     dag_kernel = module.get_function("skp_dag_kernel")
@@ -269,9 +290,7 @@ def cupy_device():
         if total:
             noise_kernel(
                 ((total + _BLOCK - 1) // _BLOCK,), (_BLOCK,),
-                (keys, np.int64(n), np.int64(n_samples), np.int64(d), np.uint64(seed),
-                 np.int32(NOISE_IDS[noise]), np.int32(bool(antithetic)), zx, zf,
-                 np.float64(_ZIG_R), out),
+                noise_kernel_args(keys, n_samples, d, seed, noise, antithetic, zx, zf, out),
             )
         return out
 
@@ -282,8 +301,7 @@ def cupy_device():
         dist = cp.empty((p, rows * cols), dtype=cp.float64)
         if p:
             dag_kernel(
-                ((p + _BLOCK - 1) // _BLOCK,), (_BLOCK,),
-                (x, np.int64(p), np.int64(rows), np.int64(cols), np.int64(d), dist, out),
+                ((p + _BLOCK - 1) // _BLOCK,), (_BLOCK,), dag_kernel_args(x, rows, cols, dist, out),
             )
         return out
 

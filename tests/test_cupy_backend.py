@@ -4,16 +4,21 @@ Without CuPy (CPU CI) these tests check the backend selection, the error
 message, and run the backend's array code with ``xp = numpy`` (a "NumPy
 device") against the NumPy/numba backends. The CUDA kernels' device code is
 plain C: it is compiled with the host C++ compiler and checked against the
-numba noise and solvers. Tests that need a GPU are skipped unless CuPy and a
+numba noise and solvers, and the whole CUDA source is compiled with NVRTC
+(no GPU needed) to check it builds and that the kernels' parameters match the
+arguments the backend passes. Tests that need a GPU are skipped unless CuPy and a
 device are present.
 """
 
 import ctypes
+import ctypes.util
+import re
 import shutil
 import subprocess
 import sys
 import types
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +26,7 @@ import pytest
 from sk_perturbed import PerturbedRankingRegressor, PerturbedStructuredClassifier
 from sk_perturbed import _cupy_backend as cb
 from sk_perturbed import perturbed
-from sk_perturbed._noise import _ZIG_F, _ZIG_R, _ZIG_X, NOISE_IDS, sample_noise
+from sk_perturbed._noise import _ZIG_F, _ZIG_X, sample_noise
 from sk_perturbed.perturbed import PerturbedOptimizer, fenchel_young_loss
 from sk_perturbed.solvers import (
     Argmax,
@@ -148,8 +153,18 @@ extern "C" void cpu_dag(long long threads, const double* x, long long p, long lo
     return ctypes.CDLL(str(lib))
 
 
-def _ptr(a):
-    return a.ctypes.data_as(ctypes.c_void_p)
+#: The C type of each NumPy scalar type the kernels' argument builders use.
+_C_SCALARS = {
+    np.int32: ctypes.c_int, np.int64: ctypes.c_longlong, np.uint64: ctypes.c_ulonglong,
+    np.float64: ctypes.c_double,
+}
+
+
+def _c_arg(a):
+    """A kernel argument as CuPy would pass it: arrays by pointer, scalars by their width."""
+    if isinstance(a, np.ndarray):
+        return a.ctypes.data_as(ctypes.c_void_p)
+    return _C_SCALARS[type(a)](a.item())
 
 
 @pytest.mark.parametrize("noise", ["gaussian", "gumbel"])
@@ -161,11 +176,8 @@ def test_cuda_noise_source_matches_keyed_cpu_noise(cuda_source_on_cpu, noise, an
     zx, zf = np.ascontiguousarray(_ZIG_X), np.ascontiguousarray(_ZIG_F)
     lib = cuda_source_on_cpu
     # One extra "thread" checks the kernel's bounds guard.
-    lib.cpu_noise(
-        ctypes.c_longlong(n * m + 1), _ptr(keys), ctypes.c_longlong(n), ctypes.c_longlong(m),
-        ctypes.c_longlong(d), ctypes.c_ulonglong(seed), ctypes.c_int(NOISE_IDS[noise]),
-        ctypes.c_int(antithetic), _ptr(zx), _ptr(zf), ctypes.c_double(_ZIG_R), _ptr(out),
-    )
+    args = cb.noise_kernel_args(keys, m, d, seed, noise, antithetic, zx, zf, out)
+    lib.cpu_noise(ctypes.c_longlong(n * m + 1), *map(_c_arg, args))
     expected = sample_noise(seed, keys, m, d, noise, antithetic)
     # Same 64-bit stream, same ziggurat; the host libm serves both here.
     np.testing.assert_array_equal(out, expected)
@@ -183,11 +195,98 @@ def test_cuda_dag_source_matches_numba_solver(cuda_source_on_cpu, grid, ties):
     p, d = x.shape
     out = np.full_like(x, np.nan)
     dist = np.empty((p, rows * cols))
-    cuda_source_on_cpu.cpu_dag(
-        ctypes.c_longlong(p + 3), _ptr(x), ctypes.c_longlong(p), ctypes.c_longlong(rows),
-        ctypes.c_longlong(cols), ctypes.c_longlong(d), _ptr(dist), _ptr(out),
-    )
+    args = cb.dag_kernel_args(x, rows, cols, dist, out)
+    cuda_source_on_cpu.cpu_dag(ctypes.c_longlong(p + 3), *map(_c_arg, args))
     np.testing.assert_array_equal(out, solver(x))
+
+
+# -------------------------------------- the CUDA source through NVRTC
+@pytest.fixture(scope="module")
+def nvrtc():
+    """NVIDIA's runtime CUDA compiler (the one CuPy compiles RawModule with).
+
+    It runs without a GPU; the test extra installs it on Linux x86-64
+    (``nvidia-cuda-nvrtc``), elsewhere these tests skip unless a CUDA
+    toolkit's ``libnvrtc`` is on the library path.
+    """
+    candidates = []
+    try:
+        import nvidia
+
+        for root in nvidia.__path__:
+            candidates += sorted(Path(root).glob("*/lib/libnvrtc.so*"))
+    except ImportError:
+        pass
+    candidates = [c for c in candidates if "builtins" not in c.name and ".alt." not in c.name]
+    candidates.append(ctypes.util.find_library("nvrtc"))
+    for path in candidates:
+        if path is None:
+            continue
+        try:
+            return ctypes.CDLL(str(path))
+        except OSError:
+            continue
+    pytest.skip("NVRTC is not installed (pip install nvidia-cuda-nvrtc)")
+
+
+def _nvrtc_ptx(lib, source, options):
+    """PTX of ``source``; fails with NVRTC's log when it does not compile."""
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(
+        ctypes.byref(prog), source.encode(), b"sk_perturbed.cu", 0, None, None
+    ) == 0
+    try:
+        encoded = [o.encode() for o in options]
+        status = lib.nvrtcCompileProgram(
+            prog, len(encoded), (ctypes.c_char_p * len(encoded))(*encoded)
+        )
+        size = ctypes.c_size_t()
+        lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetProgramLog(prog, log)
+        assert status == 0, f"NVRTC failed ({options}):\n{log.value.decode()}"
+        lib.nvrtcGetPTXSize(prog, ctypes.byref(size))
+        ptx = ctypes.create_string_buffer(size.value)
+        assert lib.nvrtcGetPTX(prog, ptx) == 0
+        return ptx.value.decode()
+    finally:
+        lib.nvrtcDestroyProgram(ctypes.byref(prog))
+
+
+def _ptx_parameters(ptx):
+    """``{kernel name: [PTX type of each parameter]}`` of the visible entries."""
+    entries = re.findall(r"\.visible \.entry (\w+)\((.*?)\)", ptx, flags=re.S)
+    return {name: re.findall(r"\.param \.(\w+)", params) for name, params in entries}
+
+
+def _ptx_type_fits(arg, ptx_type):
+    """Whether CuPy's encoding of ``arg`` has the width and kind of the PTX parameter."""
+    if isinstance(arg, np.ndarray):
+        return ptx_type in ("u64", "b64")  # a device pointer
+    kind = "f" if isinstance(arg, np.floating) else "int"
+    width = np.dtype(type(arg)).itemsize * 8
+    if kind == "f":
+        return ptx_type == f"f{width}"
+    return ptx_type in (f"u{width}", f"s{width}", f"b{width}")
+
+
+@pytest.mark.parametrize("arch", ["compute_75", "compute_90"])
+def test_cuda_source_compiles_with_nvrtc_and_arguments_match(nvrtc, arch):
+    options = [f"--gpu-architecture={arch}", *cb.NVRTC_OPTIONS]
+    ptx = _nvrtc_ptx(nvrtc, cb.DEVICE_SOURCE + cb.KERNEL_SOURCE, options)
+    params = _ptx_parameters(ptx)
+    assert set(params) == {"skp_noise_kernel", "skp_dag_kernel"}  # the names cupy_device gets
+    a = np.zeros((3, 4))
+    calls = {
+        "skp_noise_kernel": cb.noise_kernel_args(
+            np.zeros(3, np.int64), 2, 4, 2**64 - 1, "gaussian", True, a, a, a
+        ),
+        "skp_dag_kernel": cb.dag_kernel_args(a, 2, 2, a, a),
+    }
+    for name, args in calls.items():
+        assert len(args) == len(params[name]), name
+        for i, (arg, ptx_type) in enumerate(zip(args, params[name])):
+            assert _ptx_type_fits(arg, ptx_type), (name, i, type(arg), ptx_type)
 
 
 # ------------------------------------- the whole path on a NumPy device
