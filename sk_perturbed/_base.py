@@ -20,6 +20,7 @@ import warnings
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -33,7 +34,12 @@ from ._noise import _array_namespace, content_row_keys
 from ._optimizers import AdamOptimizer, SGDOptimizer, move_optimizer
 from ._threads import training_threads
 from ._validation import is_cupy_array, to_host
-from .perturbed import PERTURBATION_CONSTRAINTS, PerturbedOptimizer, exact_marginals
+from .perturbed import (
+    PERTURBATION_CONSTRAINTS,
+    PerturbedOptimizer,
+    _check_noise_and_perturbation,
+    exact_marginals,
+)
 
 _SEED_MASK = (1 << 63) - 1
 
@@ -174,10 +180,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         theta : ndarray of shape (n_samples, n_outputs)
             Scores, or costs for a minimizing solver.
         """
-        check_is_fitted(self)
-        X = validate_data(self, to_host(X), reset=False, dtype=[np.float64, np.float32])
-        X = X.astype(self.coefs_[0].dtype, copy=False)
-        return self._forward(X)[1]
+        return self._scores(self._validate_for_predict(X))
 
     def predict_marginals(self, X):
         """Perturbed maximizer ``y_ε(θ)`` of each row: marginals of the structures.
@@ -197,9 +200,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         y_eps : ndarray of shape (n_samples, n_outputs)
             Expected structure of each sample under the perturbations.
         """
-        check_is_fitted(self)
-        X = validate_data(self, to_host(X), reset=False, dtype=[np.float64, np.float32])
-        theta = self.predict_scores(X)
+        X = self._validate_for_predict(X)
+        theta = self._scores(X)
         po = self._perturbed_optimizer(self.solver_)
         exact = exact_marginals(po, theta)
         if exact is not None:
@@ -227,6 +229,14 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             return self._decode(theta)
 
     # --------------------------------------------------------------- helpers
+    def _validate_for_predict(self, X):
+        check_is_fitted(self)
+        return validate_data(self, to_host(X), reset=False, dtype=[np.float64, np.float32])
+
+    def _scores(self, X):
+        """θ for an X that went through :meth:`_validate_for_predict`."""
+        return self._forward(X.astype(self.coefs_[0].dtype, copy=False))[1]
+
     def _perturbed_optimizer(self, solver):
         # Seeds are passed per call (keyed by epoch), never drawn from here.
         return PerturbedOptimizer(
@@ -245,19 +255,35 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             )
         return min(self.batch_size, n)
 
-    def _initialize(self, n_features, n_outputs, dtype, rng):
+    def _layer_sizes(self, n_features, n_outputs):
+        """Widths of the model's layers that the parameters ask for."""
         if self.n_item_features is None:
-            sizes = _models.layer_sizes(n_features, self._hidden_sizes(), n_outputs, self.model)
-        else:
-            if n_features != n_outputs * self.n_item_features:
-                raise ValueError(
-                    f"With n_item_features={self.n_item_features}, X needs "
-                    f"{n_outputs} x {self.n_item_features} = {n_outputs * self.n_item_features} "
-                    f"columns (item-major: the features of item 0, then item 1, ...) for "
-                    f"{n_outputs} items; got {n_features}."
-                )
-            # One model, shared by every item, scores an item from its own features.
-            sizes = _models.layer_sizes(self.n_item_features, self._hidden_sizes(), 1, self.model)
+            return _models.layer_sizes(n_features, self._hidden_sizes(), n_outputs, self.model)
+        if n_features != n_outputs * self.n_item_features:
+            raise ValueError(
+                f"With n_item_features={self.n_item_features}, X needs "
+                f"{n_outputs} x {self.n_item_features} = {n_outputs * self.n_item_features} "
+                f"columns (item-major: the features of item 0, then item 1, ...) for "
+                f"{n_outputs} items; got {n_features}."
+            )
+        # One model, shared by every item, scores an item from its own features.
+        return _models.layer_sizes(self.n_item_features, self._hidden_sizes(), 1, self.model)
+
+    def _check_same_architecture(self, n_features):
+        """A warm start or partial_fit continues the fitted layers: refuse new ones."""
+        fitted = [self.coefs_[0].shape[0], *(W.shape[1] for W in self.coefs_)]
+        wanted = self._layer_sizes(n_features, self.n_outputs_)
+        if wanted != fitted:
+            raise ValueError(
+                f"The fitted model has layer sizes {fitted}, but model={self.model!r}, "
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} and "
+                f"n_item_features={self.n_item_features!r} ask for {wanted}: warm_start and "
+                "partial_fit continue the fitted layers. Set warm_start=False (or call fit) "
+                "to train a new model."
+            )
+
+    def _initialize(self, n_features, n_outputs, dtype, rng):
+        sizes = self._layer_sizes(n_features, n_outputs)
         self.coefs_, self.intercepts_ = _models.init_params(sizes, self.activation, dtype, rng)
         self.n_layers_ = len(sizes)
         self.n_outputs_ = n_outputs
@@ -292,7 +318,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
         if self.model == "mlp" and (not sizes or any(
-            not isinstance(s, numbers.Integral) or s < 1 for s in sizes
+            not isinstance(s, numbers.Integral) or isinstance(s, (bool, np.bool_)) or s < 1
+            for s in sizes
         )):
             raise ValueError(
                 f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}."
@@ -357,9 +384,14 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             self._set_params_list(on_device)
 
     def _fit(self, X, Y, sample_weight, incremental):
+        _check_noise_and_perturbation(self.noise, self.perturbation)
         device = self._training_device(X)
         # Validation and target encoding run on the host.
         X, Y, sample_weight = to_host(X), to_host(Y), to_host(sample_weight)
+        if sparse.issparse(Y):
+            raise TypeError(
+                "A sparse y was passed, but the targets must be dense: use y.toarray()."
+            )
         first_call = not (hasattr(self, "coefs_") and (incremental or self.warm_start))
         X, Y = self._validate_targets_for_fit(X, Y, reset=first_call)
         if X.shape[0] < 2 and not incremental:
@@ -367,7 +399,10 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
                 f"{type(self).__name__} needs at least 2 samples to fit, got n_samples = "
                 f"{X.shape[0]}."
             )
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        # Negative weights would reward loss, all-zero ones leave nothing to fit.
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
         targets = self._encode_targets(Y, reset=first_call)
         n_outputs = targets.shape[1]
         rng = check_random_state(self.random_state)
@@ -379,6 +414,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
                 f"Y has {n_outputs} outputs but the model was fitted with {self.n_outputs_}."
             )
         else:
+            self._check_same_architecture(X.shape[1])
             # A new warm-started fit draws fresh shuffles and noise epochs.
             rng = np.random.RandomState(_epoch_seed(self._seed, self.n_iter_) % (2**32))
         X = X.astype(self.coefs_[0].dtype, copy=False)
@@ -407,6 +443,14 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
                     f"early_stopping with validation_fraction={self.validation_fraction} leaves "
                     f"an empty training or validation set for {n} samples."
                 )
+            for name, part in (("training", train_idx), ("validation", val_idx)):
+                if not sample_weight[part].sum() > 0:
+                    raise ValueError(
+                        f"early_stopping with validation_fraction={self.validation_fraction}: "
+                        f"every sample of the {name} split has sample_weight 0. Give more "
+                        "samples a positive weight, change random_state or "
+                        "validation_fraction, or set early_stopping=False."
+                    )
             X_val, Y_val, w_val = X[val_idx], Y[val_idx], sample_weight[val_idx]
         for _ in range(self.max_iter):
             self._run_epoch(data, train_idx, loss, rng)

@@ -36,6 +36,20 @@ def _solver_from_name(name, n_outputs):
     return cls()
 
 
+def _check_one_hot_solver(solver, n_classes):
+    """A user's solver for class labels must pick one class: try it on a few score rows."""
+    theta = np.random.default_rng(0).standard_normal((4, n_classes))
+    structures = solver(theta)
+    one_hot = np.all((structures == 0) | (structures == 1), axis=1) & (structures.sum(axis=1) == 1)
+    if not one_hot.all():
+        row = structures[np.flatnonzero(~one_hot)[0]]
+        raise ValueError(
+            "1-D class labels need a solver that returns one-hot rows (one class per sample); "
+            f"the solver returned {row!r} for random scores. Pass 2-D structures y to "
+            "use other solvers."
+        )
+
+
 def _fitted_on_labels(estimator):
     # predict_proba exists before fit (so it can be discovered) and after a fit
     # on class labels, not after a fit on 2-D structures.
@@ -73,7 +87,8 @@ class PerturbedStructuredClassifier(ClassifierMixin, BasePerturbedEstimator):
         and ``predict_proba`` is ``softmax(θ/ε)``, both computed exactly.
     perturbation : {'additive', 'multiplicative'}, default='additive'
         ``θ + εZ``, or ``θ ⊙ exp(εZ - ε²/2)``, which keeps the sign of each
-        score: use 'multiplicative' for solvers that need non-negative costs.
+        score: use 'multiplicative' (with Gaussian noise) for solvers that need
+        non-negative costs.
     loss : {'fenchel_young', 'perturbed_squared', 'squared', 'blackbox'}, \
 default='fenchel_young'
         'fenchel_young' is the perturbed FY loss (gradient ``y_ε(θ) - y``);
@@ -258,6 +273,8 @@ feature_names_in_
                 "1-D class labels need a maximizing one-hot solver such as 'argmax'; "
                 f"{type(solver).__name__} minimizes."
             )
+        if self._labels_mode() and isinstance(solver, _solvers.CallableSolver):
+            _check_one_hot_solver(solver, n_outputs)
         return solver
 
     def _encode_targets(self, Y, reset):
@@ -338,11 +355,26 @@ feature_names_in_
         self : object
             Updated estimator.
         """
-        if not hasattr(self, "coefs_") and np.ndim(y) == 1:
+        shape = np.shape(to_host(y))
+        labels = len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
+        if classes is not None:
+            classes = np.unique(to_host(classes))
+            if not labels:
+                raise ValueError(
+                    "classes is for 1-D class labels; y holds 2-D structures. Leave classes=None."
+                )
+        if not hasattr(self, "coefs_") and labels:
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             # Fit the label encoder on all classes before the first epoch.
-            self._partial_classes = np.unique(to_host(classes))
+            self._partial_classes = classes
+        elif classes is not None and hasattr(self, "classes_") and not np.array_equal(
+            classes, self.classes_
+        ):
+            raise ValueError(
+                f"classes={classes!r} is not the same as on the first call to partial_fit "
+                f"({self.classes_!r})."
+            )
         return super().partial_fit(X, y, sample_weight)
 
     @available_if(_fitted_on_labels)

@@ -30,7 +30,8 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
     noise : {'gaussian', 'gumbel'}, default='gaussian'
         Distribution of the noise Z.
     perturbation : {'additive', 'multiplicative'}, default='additive'
-        ``θ + εZ``, or ``θ ⊙ exp(εZ - ε²/2)``, which keeps the sign of each score.
+        ``θ + εZ``, or ``θ ⊙ exp(εZ - ε²/2)``, which keeps the sign of each score
+        (Gaussian noise only).
     loss : {'fenchel_young', 'perturbed_squared', 'squared', 'blackbox'}, default='fenchel_young'
         'fenchel_young' is the perturbed FY loss (gradient ``y_ε(θ) - y``);
         'perturbed_squared' is ``½‖y - y_ε(θ)‖²``; 'squared' regresses the ranks

@@ -14,6 +14,17 @@ def to_host(a):
     return a.get() if is_cupy_array(a) else a
 
 
+def check_solver(solver):
+    """Raise ``ValueError`` unless ``solver`` is one of the library's solver objects."""
+    from .solvers._base import BaseSolver  # here: the solvers import this module
+
+    if not isinstance(solver, BaseSolver):
+        raise ValueError(
+            "solver must be a solver object from sk_perturbed.solvers (wrap a Python "
+            f"function in CallableSolver), got {type(solver).__name__}."
+        )
+
+
 def check_theta(theta, solver, name="theta"):
     """Return ``theta`` as a finite float64 C-contiguous (n, d) array for ``solver``.
 
@@ -29,6 +40,7 @@ def check_theta(theta, solver, name="theta"):
         ensure_min_features=1,
         input_name=name,
     )
+    check_solver(solver)
     solver._validate_params()
     solver._check_dimension(theta.shape[1])
     return theta

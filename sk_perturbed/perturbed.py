@@ -23,8 +23,13 @@ from sklearn.utils._param_validation import (
 
 from ._noise import NOISE_IDS, SYMMETRIC_NOISES, _array_namespace
 from ._threads import numba_threads, resolve_n_threads
-from ._validation import check_row_keys, check_same_shape, check_theta, is_cupy_array
-from .solvers._base import BaseSolver
+from ._validation import (
+    check_row_keys,
+    check_same_shape,
+    check_solver,
+    check_theta,
+    is_cupy_array,
+)
 from .solvers._basic import Argmax
 
 __all__ = [
@@ -69,6 +74,22 @@ vjp : ndarray of shape (n, d) or None
 """
 
 
+def _check_noise_and_perturbation(noise, perturbation):
+    """Refuse the multiplicative perturbation with Gumbel noise.
+
+    The factor ``exp(εZ − ε²/2)`` has mean 1 only for Gaussian Z. For Gumbel
+    Z, ``E[exp(εZ)] = Γ(1 − ε)``: its variance is infinite for ε ≥ 1/2 and
+    its mean for ε ≥ 1, so F̂_ε and its gradient do not converge as M grows.
+    """
+    if perturbation == "multiplicative" and noise != "gaussian":
+        raise ValueError(
+            f"perturbation='multiplicative' needs noise='gaussian', got noise={noise!r}: "
+            "exp(εZ − ε²/2) has mean 1 only for Gaussian Z, and for Gumbel Z "
+            "E[exp(εZ)] = Γ(1 − ε) is infinite for ε >= 1 (its variance for ε >= 1/2), "
+            "so the Monte Carlo estimates do not converge."
+        )
+
+
 class PerturbedOptimizer:
     """Monte Carlo perturbed optimizer around a combinatorial solver.
 
@@ -93,7 +114,7 @@ class PerturbedOptimizer:
         ``softmax(θ / ε)``.
     perturbation : {'additive', 'multiplicative'}, default='additive'
         ``θ + εZ``, or ``θ ⊙ exp(εZ - ε²/2)`` which keeps the sign of each
-        entry (for solvers that need positive costs).
+        entry (for solvers that need positive costs; Gaussian noise only).
     antithetic : bool, default=False
         Draw noise in pairs (Z, -Z); only for symmetric (Gaussian) noise.
         Reduces the variance of the estimates for the same M.
@@ -169,16 +190,13 @@ class PerturbedOptimizer:
         validate_parameter_constraints(
             PERTURBATION_CONSTRAINTS, self._params(), caller_name=type(self).__name__
         )
-        if not isinstance(self.solver, BaseSolver):
-            raise ValueError(
-                "solver must be a solver object from sk_perturbed.solvers (wrap a Python "
-                f"function in CallableSolver), got {type(self.solver).__name__}."
-            )
+        check_solver(self.solver)
         if self.antithetic and self.noise not in SYMMETRIC_NOISES:
             raise ValueError(
                 f"antithetic=True needs symmetric noise (one of {SYMMETRIC_NOISES}), "
                 f"got noise={self.noise!r}."
             )
+        _check_noise_and_perturbation(self.noise, self.perturbation)
 
     def _draw_seed(self):
         if isinstance(self.random_state, numbers.Integral):
@@ -386,7 +404,7 @@ def _estimate_numba(
         bad = int(np.flatnonzero(~np.isfinite(value))[0])
         raise ValueError(
             f"{type(solver).__name__} could not solve a perturbed problem of row {bad} "
-            f"(row key {int(row_keys[bad])}). {solver._invalid_output_hint()}"
+            f"(row key {int(row_keys[bad])}). {solver._invalid_output_hint(theta[bad])}"
         )
     return y, grad, value, (vjp if want_vjp else None)
 

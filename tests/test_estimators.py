@@ -419,3 +419,137 @@ def test_item_features_share_one_model_across_items():
     np.testing.assert_allclose(model.predict_scores(permuted), model.predict_scores(X)[:, perm])
     with pytest.raises(ValueError, match="n_item_features=5"):
         PerturbedRankingRegressor(n_item_features=5).fit(X, Y)
+
+
+# --------------------------------------------------------- bad inputs are named
+@pytest.fixture(scope="module")
+def small_ranks():
+    return make_perfect_ranks(n_samples=40, n_features=3, n_labels=4, random_state=0)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("weights, match", [
+    (-np.ones(40), "Negative values"),
+    (np.r_[np.ones(20), -np.ones(20)], "Negative values"),
+    (np.zeros(40), "at least one non-zero"),
+])
+def test_sample_weight_negative_or_all_zero_is_refused(small_ranks, method, weights, match):
+    X, Y = small_ranks
+    model = PerturbedRankingRegressor(model="linear", max_iter=2, random_state=0)
+    with pytest.raises(ValueError, match=match):
+        getattr(model, method)(X, Y, sample_weight=weights)
+
+
+@pytest.mark.parametrize("split", ["training", "validation"])
+def test_early_stopping_split_without_weight_is_named(small_ranks, split, monkeypatch):
+    from sk_perturbed import _base
+
+    X, Y = small_ranks
+    params = dict(model="linear", max_iter=3, early_stopping=True, validation_fraction=0.5,
+                  random_state=0)
+    # A known split: the first half trains, the second validates.
+    monkeypatch.setattr(_base, "train_test_split", lambda idx, **kwargs: (idx[:20], idx[20:]))
+    weights = np.r_[np.zeros(20), np.ones(20)] if split == "training" else np.r_[np.ones(20), np.zeros(20)]
+    with pytest.raises(ValueError, match=f"every sample of the {split} split has sample_weight 0"):
+        PerturbedRankingRegressor(**params).fit(X, Y, sample_weight=weights)
+
+
+def test_sparse_targets_are_refused(small_ranks, blobs):
+    import scipy.sparse as sp
+
+    X, Y = small_ranks
+    with pytest.raises(TypeError, match="sparse y"):
+        PerturbedRankingRegressor(max_iter=1).fit(X, sp.csr_matrix(Y))
+    with pytest.raises(TypeError, match="sparse y"):
+        PerturbedStructuredClassifier(solver="topk", max_iter=1).fit(X, sp.csr_matrix(Y > 2))
+
+
+def test_partial_fit_classes_must_not_change(blobs):
+    X, y = blobs
+    model = PerturbedStructuredClassifier(model="linear", random_state=0)
+    model.partial_fit(X, y, classes=[0, 1, 2])
+    model.partial_fit(X, y, classes=[2, 1, 0])  # the same set, in any order
+    for classes in ([0, 1, 2, 3], ["a", "b", "c"]):
+        with pytest.raises(ValueError, match="is not the same as on the first call"):
+            model.partial_fit(X, y, classes=classes)
+    np.testing.assert_array_equal(model.classes_, [0, 1, 2])
+    structures = TopK(k=2)(X[:, :4])
+    with pytest.raises(ValueError, match="classes is for 1-D class labels"):
+        PerturbedStructuredClassifier(solver="topk").partial_fit(X, structures, classes=[0, 1])
+
+
+def test_callable_solver_for_labels_must_be_one_hot(blobs):
+    X, y = blobs
+
+    def top2(theta):
+        out = np.zeros_like(theta)
+        out[np.argsort(theta)[-2:]] = 1.0
+        return out
+
+    with pytest.raises(ValueError, match="one-hot rows"):
+        PerturbedStructuredClassifier(solver=top2, max_iter=1).fit(X, y)
+
+    def argmax_but_not_class_2(theta):  # a one-hot solver over a feasible subset
+        out = np.zeros_like(theta)
+        out[np.argmax(np.where(np.arange(theta.size) == 2, -np.inf, theta))] = 1.0
+        return out
+
+    model = PerturbedStructuredClassifier(solver=argmax_but_not_class_2, max_iter=1,
+                                          model="linear", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    assert 2 not in model.predict(X)
+
+
+def test_boolean_hidden_layer_sizes_are_refused(small_ranks):
+    X, Y = small_ranks
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be positive integers"):
+        PerturbedRankingRegressor(hidden_layer_sizes=(True,), max_iter=1).fit(X, Y)
+
+
+@pytest.mark.parametrize("change", [
+    dict(hidden_layer_sizes=(5,)), dict(model="linear"), dict(hidden_layer_sizes=(8, 8)),
+])
+def test_continuing_with_other_layers_is_refused(small_ranks, change):
+    X, Y = small_ranks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warm = PerturbedRankingRegressor(hidden_layer_sizes=(8,), max_iter=1, warm_start=True,
+                                         random_state=0).fit(X, Y)
+        partial = PerturbedRankingRegressor(hidden_layer_sizes=(8,), random_state=0)
+        partial.partial_fit(X, Y)
+        warm.set_params(activation="tanh").fit(X, Y)  # same layers: continues
+    assert warm.n_iter_ == 2
+    for model, method in ((warm, "fit"), (partial, "partial_fit")):
+        model.set_params(**change)
+        with pytest.raises(ValueError, match=r"layer sizes \[3, 8, 4\]"):
+            getattr(model, method)(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fresh = clone(warm).set_params(warm_start=False).fit(X, Y)  # a new model is fine
+    assert fresh.n_iter_ == 1
+
+
+def test_noise_and_perturbation_combination_is_checked_at_fit(small_ranks):
+    X, Y = small_ranks
+    model = PerturbedRankingRegressor(noise="gumbel", perturbation="multiplicative", max_iter=1)
+    with pytest.raises(ValueError, match="needs noise='gaussian'"):
+        model.fit(X, Y)
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_scores", "predict_marginals",
+                                    "predict_proba"])
+def test_feature_name_warning_is_given_once(blobs, method):
+    pd = pytest.importorskip("pandas")
+    X, y = blobs
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = PerturbedStructuredClassifier(model="linear", max_iter=1, random_state=0)
+        model.fit(frame, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        getattr(model, method)(X[:5])
+    names = [w for w in caught if "feature names" in str(w.message)]
+    assert len(names) == 1

@@ -645,6 +645,18 @@ def test_callable_solver_jitted_wrong_length_is_caught_before_the_kernel():
 
     with pytest.raises(ValueError, match=r"too_long\) returned an array of shape \(4,\)"):
         CallableSolver(too_long)(np.ones((3, 3)))
+    # Inside the perturbed kernels too: the error names the shape, not only "non-finite".
+    po = PerturbedOptimizer(CallableSolver(too_long), n_samples=2, random_state=0)
+    with pytest.raises(ValueError, match=r"too_long\) returned an array of shape \(4,\)"):
+        po(np.ones((2, 3)))
+
+    @numba.njit
+    def nan_when_perturbed(theta):
+        return np.full(theta.shape[0], np.nan) if theta[0] != 1.0 else np.ones(theta.shape[0])
+
+    po = PerturbedOptimizer(CallableSolver(nan_when_perturbed), n_samples=2, random_state=0)
+    with pytest.raises(ValueError, match=r"nan_when_perturbed\) returned NaN or infinite"):
+        po(np.ones((2, 3)))
 
 
 def test_callable_solver_function_cannot_modify_its_input():

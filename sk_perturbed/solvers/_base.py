@@ -59,8 +59,8 @@ class BaseSolver(BaseEstimator):
         """A user ``@njit`` function θ (d,) → y (d,) to call inside the kernels, or None."""
         return None
 
-    def _invalid_output_hint(self):
-        """Advice shown when the numba kernel reports an unsolvable row."""
+    def _invalid_output_hint(self, theta_row):
+        """Advice shown when the numba kernel reports an unsolvable row (θ of that row)."""
         return "Its row kernel returned a non-finite structure."
 
     def _validate_params(self):

@@ -115,6 +115,16 @@ class CallableSolver(BaseSolver):
             return self.func
         return None
 
+    def _invalid_output_hint(self, theta_row):
+        # Inside the kernels a wrong length or a NaN only shows as a non-finite
+        # result: call the function on the row's θ from Python to name the fault.
+        name = _function_name(self.func)
+        self._call(theta_row.copy(), name)  # raises on a wrong shape or dtype
+        return (
+            f"CallableSolver({name}) returned NaN or infinite values for a perturbed θ "
+            "of that row."
+        )
+
     def _solve_batch(self, theta):
         self._validate_params()
         name = _function_name(self.func)

@@ -351,7 +351,7 @@ class GridShortestPath(BaseSolver):
             raise ValueError(NEGATIVE_COST_MESSAGE)
         return super()._solve_batch(theta)
 
-    def _invalid_output_hint(self):
+    def _invalid_output_hint(self, theta_row):
         return NEGATIVE_COST_MESSAGE
 
     def _numba_spec(self):
