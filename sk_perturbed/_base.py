@@ -113,6 +113,9 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
     def _decode(self, theta):
         """Predictions from raw scores θ."""
 
+    def _check_fit_targets(self, targets):
+        """Check targets the estimator did not build itself (after ``solver_`` exists)."""
+
     def _validate_targets_for_fit(self, X, Y, reset):
         """Validate X and Y together (subclasses choose y's accepted shape)."""
         return validate_data(
@@ -417,6 +420,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             self._check_same_architecture(X.shape[1])
             # A new warm-started fit draws fresh shuffles and noise epochs.
             rng = np.random.RandomState(_epoch_seed(self._seed, self.n_iter_) % (2**32))
+        self._check_fit_targets(targets)
         X = X.astype(self.coefs_[0].dtype, copy=False)
         loss = self._make_loss(device)
         data = _TrainingData(X, targets, sample_weight, device)

@@ -66,7 +66,11 @@ class PerturbedStructuredClassifier(ClassifierMixin, BasePerturbedEstimator):
     (Berthet et al., 2020). With 1-D class labels and the argmax solver it is
     a multiclass classifier whose ``predict_proba`` is the probability that
     each class wins under the noise; with 2-D targets Y of shape (n, d) it
-    predicts structures (paths, matchings, selections, ...).
+    predicts structures (paths, matchings, selections, ...). Each row of such
+    a Y must be a structure of the solver or a mean of structures (a point of
+    their convex hull, e.g. soft targets); ``fit`` checks cheap necessary
+    conditions (entries in [0, 1], the sums the solver implies) and names the
+    first row that breaks them.
 
     Parameters
     ----------
@@ -316,6 +320,12 @@ feature_names_in_
         if not np.all(np.isfinite(Y)):
             raise ValueError("Input Y contains NaN or infinity.")
         return Y
+
+    def _check_fit_targets(self, targets):
+        # One-hot encodings of labels are valid by construction; 2-D structures
+        # must lie in the convex hull of the solver's structures.
+        if not hasattr(self, "classes_"):
+            self.solver_._check_targets(targets)
 
     def _is_argmax_like(self):
         s = self.solver

@@ -9,7 +9,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification
 from sklearn.dummy import DummyClassifier
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neural_network import MLPClassifier
@@ -123,16 +123,16 @@ def test_grid_search_pipelines_beat_baselines(ranks, blobs):
 
 def test_solver_params_are_searchable(blobs):
     X, y = blobs
-    Y = np.zeros((len(y), 3))
-    Y[np.arange(len(y)), y] = 1
-    Y[:, 0] = 1 - Y[:, 0]  # two-hot rows: a TopK(k=2) structure
-    Y[Y.sum(1) == 1, 1] = 1
+    Y = TopK(k=2)(X[:, :3])  # two-hot rows: TopK(k=2) structures
     model = PerturbedStructuredClassifier(solver=TopK(k=1), max_iter=5, random_state=0)
     search = GridSearchCV(model, {"solver__k": [1, 2]}, cv=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        search.fit(X, Y)
+        # Two-hot targets are not in the hull of TopK(k=1): those fits fail by name.
+        with pytest.warns(FitFailedWarning, match="summing to k = 1"):
+            search.fit(X, Y)
     assert search.best_params_ == {"solver__k": 2}
+    assert np.isnan(search.cv_results_["mean_test_score"][0])
 
 
 # ------------------------------------------------------------- attributes
@@ -553,3 +553,18 @@ def test_feature_name_warning_is_given_once(blobs, method):
         getattr(model, method)(X[:5])
     names = [w for w in caught if "feature names" in str(w.message)]
     assert len(names) == 1
+
+
+def test_structure_targets_outside_the_solver_hull_are_named(blobs):
+    X, _ = blobs
+    Y = TopK(k=2)(X[:, :4])
+    model = PerturbedStructuredClassifier(solver=TopK(k=2), max_iter=1, random_state=0)
+    for bad in (np.ones_like(Y), 3 * Y):
+        with pytest.raises(ValueError, match="Y row 0 is not a TopK structure"):
+            clone(model).fit(X, bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, Y)
+        model.fit(X, 0.5 * Y + 0.25)  # soft targets inside the hull are fine
+    with pytest.raises(ValueError, match="Y row 0 is not a TopK structure"):
+        model.set_params(warm_start=True).partial_fit(X, 3 * Y)

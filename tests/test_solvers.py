@@ -465,6 +465,32 @@ def test_perturbed_numba_matches_numpy_backend(solver, perturbation):
     assert not np.array_equal(estimates["numba"].y_eps, solver(theta))
 
 
+@pytest.mark.parametrize("solver, perturbation", BUILTIN_CASES, ids=lambda p: repr(p))
+def test_structures_and_their_means_are_valid_targets_and_scaled_ones_are_not(
+    solver, perturbation
+):
+    rng = np.random.RandomState(1)
+    theta = _theta_for(solver, 6, rng)
+    structures = solver(theta)
+    solver._check_targets(structures)
+    means = PerturbedOptimizer(
+        solver, epsilon=0.5, n_samples=30, perturbation=perturbation, random_state=0
+    )(theta)
+    solver._check_targets(means)  # points of the convex hull
+    outside = structures.copy()
+    outside[2] *= 3.0
+    with pytest.raises(ValueError, match=f"Y row 2 is not a {type(solver).__name__} structure"):
+        solver._check_targets(outside)
+
+
+def test_ranking_targets_must_lie_in_the_permutahedron():
+    solver = Ranking()
+    solver._check_targets(np.array([[2.5, 2.5, 1.0], [2.0, 2.0, 2.0], [3.0, 1.0, 2.0]]))
+    # Right total (6) but the largest entry exceeds d = 3: not a mean of rankings.
+    with pytest.raises(ValueError, match=r"Y row 1 .*d\(d\+1\)/2 = 6"):
+        solver._check_targets(np.array([[1.0, 2.0, 3.0], [3.5, 2.5, 0.0]]))
+
+
 def test_perturbed_grid_shortest_path_additive_noise_raises_with_numpy_backend():
     po = PerturbedOptimizer(
         GridShortestPath(shape=(3, 3)), epsilon=1.0, n_samples=50, random_state=0,

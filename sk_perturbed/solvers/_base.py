@@ -4,6 +4,18 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 
+#: Slack of the target checks: targets are often Monte Carlo means or averaged ranks.
+TARGET_TOL = 1e-6
+
+
+def _outside_box(Y, upper=1.0):
+    return ((Y < -TARGET_TOL) | (Y > upper + TARGET_TOL)).any(axis=1)
+
+
+def _wrong_sum(sums, expected):
+    return np.abs(sums - expected) > TARGET_TOL * max(1.0, abs(expected))
+
+
 class BaseSolver(BaseEstimator):
     """Base class of the combinatorial solvers.
 
@@ -65,6 +77,28 @@ class BaseSolver(BaseEstimator):
 
     def _validate_params(self):
         """Check the solver's own parameters; raise ``ValueError`` on a bad one."""
+
+    def _target_rule(self, Y):
+        """Rows of ``Y`` (n, d) that break a cheap necessary condition of the convex
+        hull of the structures, and that condition in words.
+
+        A target outside the hull makes the Fenchel–Young loss unbounded below.
+        Every 0/1 structure has entries in [0, 1]; subclasses add their sums.
+        """
+        return _outside_box(Y), "entries in [0, 1]"
+
+    def _check_targets(self, Y):
+        """Raise ``ValueError`` naming the first row of ``Y`` that cannot be a target."""
+        for start in range(0, Y.shape[0], 4096):  # blocks: small temporaries
+            bad, rule = self._target_rule(Y[start : start + 4096])
+            if not bad.any():
+                continue
+            i = start + int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"Y row {i} is not a {type(self).__name__} structure nor a mean of such "
+                f"structures (their convex hull), which needs {rule}; got "
+                f"{np.array2string(Y[i], precision=4, threshold=12)}."
+            )
 
     def _check_dimension(self, d):
         expected = self.dimension()

@@ -9,7 +9,7 @@ import numbers
 import numba as nb
 import numpy as np
 
-from ._base import BaseSolver
+from ._base import TARGET_TOL, BaseSolver, _outside_box, _wrong_sum
 
 ARGMAX_ID = 0
 TOPK_ID = 1
@@ -178,6 +178,9 @@ class Argmax(BaseSolver):
     def _numba_spec(self):
         return ARGMAX_ID, np.zeros(0), np.zeros(0, dtype=np.int64)
 
+    def _target_rule(self, Y):
+        return _outside_box(Y) | _wrong_sum(Y.sum(axis=1), 1.0), "entries in [0, 1] summing to 1"
+
 
 class TopK(BaseSolver):
     """K-hot selection of the ``k`` largest scores.
@@ -212,6 +215,10 @@ class TopK(BaseSolver):
     def _numba_spec(self):
         return TOPK_ID, np.zeros(0), np.array([self.k], dtype=np.int64)
 
+    def _target_rule(self, Y):
+        bad = _outside_box(Y) | _wrong_sum(Y.sum(axis=1), self.k)
+        return bad, f"entries in [0, 1] summing to k = {self.k}"
+
 
 class Ranking(BaseSolver):
     """Ranks 1..d: the vertices of the permutahedron.
@@ -230,3 +237,16 @@ class Ranking(BaseSolver):
 
     def _numba_spec(self):
         return RANKING_ID, np.zeros(0), np.zeros(0, dtype=np.int64)
+
+    def _target_rule(self, Y):
+        # The permutahedron: the j largest entries sum to at most those of
+        # (d, d-1, ..., 1), with equality for all d entries (Rado's theorem).
+        d = Y.shape[1]
+        top_sums = np.cumsum(-np.sort(-Y, axis=1), axis=1)
+        limits = np.cumsum(np.arange(d, 0, -1, dtype=np.float64))
+        bad = (top_sums > limits + TARGET_TOL * limits).any(axis=1)
+        bad |= _wrong_sum(top_sums[:, -1], limits[-1])
+        return bad, (
+            "the j largest entries to sum to at most d + (d-1) + ... + (d-j+1) for "
+            f"every j, and all {d} of them to d(d+1)/2 = {limits[-1]:g} (ranks 1..{d})"
+        )

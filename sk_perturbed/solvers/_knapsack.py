@@ -5,7 +5,7 @@ import math
 import numba as nb
 import numpy as np
 
-from ._base import BaseSolver
+from ._base import TARGET_TOL, BaseSolver, _outside_box
 from ._utils import check_int, check_integer_array, pack_spec
 
 KNAPSACK_ID = 6
@@ -88,6 +88,11 @@ class Knapsack(BaseSolver):
 
     def _validate_params(self):
         self._checked_params()
+
+    def _target_rule(self, Y):
+        weights, capacity = self._checked_params()
+        over = Y @ weights > capacity + TARGET_TOL * max(1.0, capacity)
+        return _outside_box(Y) | over, f"entries in [0, 1] of total weight <= capacity = {capacity}"
 
     def dimension(self):
         """Number of items d = len(weights).

@@ -3,7 +3,7 @@
 import numba as nb
 import numpy as np
 
-from ._base import BaseSolver
+from ._base import BaseSolver, _outside_box, _wrong_sum
 from ._utils import check_int, pack_spec
 
 ASSIGNMENT_ID = 5
@@ -123,6 +123,17 @@ class Assignment(BaseSolver):
 
     def _validate_params(self):
         check_int(self.n, "n", type(self).__name__, min_value=1)
+
+    def _target_rule(self, Y):
+        # The Birkhoff polytope: doubly stochastic n x n matrices.
+        matrices = Y.reshape(Y.shape[0], self.n, self.n)
+        bad = _outside_box(Y)
+        bad |= _wrong_sum(matrices.sum(axis=2), 1.0).any(axis=1)
+        bad |= _wrong_sum(matrices.sum(axis=1), 1.0).any(axis=1)
+        return bad, (
+            "a doubly stochastic n x n matrix: entries in [0, 1], every row and column "
+            "summing to 1"
+        )
 
     def dimension(self):
         """Number of entries d = n² of the cost matrix.
