@@ -32,6 +32,11 @@ def _solver_from_name(name, n_outputs):
         raise ValueError(f"Solver {name!r} is not available in this installation.")
     if name == "assignment":
         n = int(round(np.sqrt(n_outputs)))
+        if n * n != n_outputs:
+            raise ValueError(
+                "solver='assignment' needs Y with n² columns (flattened n x n permutation "
+                f"matrices), got {n_outputs} columns."
+            )
         return cls(n)
     return cls()
 
@@ -271,7 +276,12 @@ feature_names_in_
         else:
             raise ValueError(f"solver must be a name, a solver object or a callable, got {solver!r}.")
         solver._validate_params()
-        solver._check_dimension(n_outputs)
+        try:
+            solver._check_dimension(n_outputs)
+        except ValueError as exc:  # the solver speaks of θ; the user passed Y
+            raise ValueError(
+                f"Y has {n_outputs} columns, one per structure entry: {exc}"
+            ) from exc
         if self._labels_mode() and solver.sense != "max":
             raise ValueError(
                 "1-D class labels need a maximizing one-hot solver such as 'argmax'; "

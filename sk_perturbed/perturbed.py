@@ -129,8 +129,10 @@ class PerturbedOptimizer:
         (common random numbers), so calls are reproducible. With None or a
         RandomState, each call draws a fresh seed.
     n_jobs : int, default=None
-        Threads of the numba kernels for this call; None keeps numba's
-        current setting, -1 uses all of numba's threads.
+        Threads of the numba kernels for this call. None: automatic, at most
+        numba's current setting (and ``OMP_NUM_THREADS``), shared with other
+        Python threads running kernels, and fewer for a small call (about one
+        thread per 2**18 entries of noise); -1 uses all of numba's threads.
     backend : {'auto', 'numba', 'numpy', 'cupy'}, default='auto'
         'numba' runs the fused kernels; 'numpy' materializes the (n, M, d)
         noise tensor and calls ``solver`` on whole batches (the path for
@@ -191,6 +193,11 @@ class PerturbedOptimizer:
             PERTURBATION_CONSTRAINTS, self._params(), caller_name=type(self).__name__
         )
         check_solver(self.solver)
+        if not np.isfinite(1.0 / self.epsilon):
+            # The Jacobian estimators divide by ε.
+            raise ValueError(
+                f"epsilon={self.epsilon!r} is too small: 1/epsilon overflows float64."
+            )
         if self.antithetic and self.noise not in SYMMETRIC_NOISES:
             raise ValueError(
                 f"antithetic=True needs symmetric noise (one of {SYMMETRIC_NOISES}), "
@@ -400,13 +407,43 @@ def _estimate_numba(
         )
     # Exceptions raised inside numba's parallel loops are unreliable, so row
     # kernels flag a problem they cannot solve with NaN and it is raised here.
-    if not np.isfinite(value).all():
-        bad = int(np.flatnonzero(~np.isfinite(value))[0])
-        raise ValueError(
-            f"{type(solver).__name__} could not solve a perturbed problem of row {bad} "
-            f"(row key {int(row_keys[bad])}). {solver._invalid_output_hint(theta[bad])}"
-        )
+    _check_estimated_values(
+        solver, value, theta=theta, row_keys=row_keys, seed=seed, n_samples=n_samples,
+        epsilon=epsilon, noise=noise, multiplicative=multiplicative, antithetic=antithetic,
+    )
     return y, grad, value, (vjp if want_vjp else None)
+
+
+def _check_estimated_values(
+    solver, value, *, theta, row_keys, seed, n_samples, epsilon, noise, multiplicative,
+    antithetic,
+):
+    """Raise for the first row whose F̂ is not finite, naming the likely cause."""
+    if np.isfinite(value).all():
+        return
+    from ._noise import sample_noise
+
+    bad = int(np.flatnonzero(~np.isfinite(value))[0])
+    # Redraw that row's noise: perturbed scores that overflow are the
+    # caller's ε or θ, not the solver's fault.
+    z = sample_noise(seed, row_keys[bad : bad + 1], n_samples, theta.shape[1], noise, antithetic)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if multiplicative:
+            perturbed = theta[bad] * np.exp(epsilon * z[0] - 0.5 * epsilon**2)
+        else:
+            perturbed = theta[bad] + epsilon * z[0]
+        overflow = not np.isfinite(np.abs(perturbed).sum(axis=1)).all()
+    where = f"row {bad} (row key {int(row_keys[bad])})"
+    if overflow:
+        raise ValueError(
+            f"The perturbed problems of {where} overflow float64 (max |θ| = "
+            f"{np.abs(theta[bad]).max():.3g}, epsilon = {epsilon:.3g}): lower epsilon or "
+            "rescale θ."
+        )
+    raise ValueError(
+        f"{type(solver).__name__} could not solve a perturbed problem of {where}. "
+        f"{solver._invalid_output_hint(theta[bad])}"
+    )
 
 
 class _PreparedOptimizer:
@@ -632,11 +669,17 @@ def _estimate_numpy(
     from ._noise import sample_noise
 
     z = sample_noise(seed, row_keys, n_samples, theta.shape[1], noise, antithetic)
-    return _accumulate(
-        solver._solve_batch, theta, z, epsilon=epsilon, noise=noise,
-        multiplicative=multiplicative, antithetic=antithetic, sign=sign, v=v,
-        control_variate=control_variate,
+    with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+        out = _accumulate(
+            solver._solve_batch, theta, z, epsilon=epsilon, noise=noise,
+            multiplicative=multiplicative, antithetic=antithetic, sign=sign, v=v,
+            control_variate=control_variate,
+        )
+    _check_estimated_values(
+        solver, out[2], theta=theta, row_keys=row_keys, seed=seed, n_samples=n_samples,
+        epsilon=epsilon, noise=noise, multiplicative=multiplicative, antithetic=antithetic,
     )
+    return out
 
 
 def _accumulate(
@@ -718,15 +761,18 @@ def exact_marginals(po, theta):
     if type(po.solver) is not Argmax or po.perturbation != "additive":
         return None
     theta = np.asarray(theta, dtype=np.float64)
+    # θ/ε can overflow for a tiny ε; ±1e300 already makes every gap decisive
+    # and keeps the differences of two scaled scores finite.
+    with np.errstate(over="ignore"):
+        scaled = np.clip(theta / po.epsilon, -1e300, 1e300)
     if po.noise == "gumbel":
-        return softmax(theta / po.epsilon, axis=1)
+        return softmax(scaled, axis=1)
     if theta.shape[1] > _MAX_EXACT_ARGMAX_D:
         return None
     from scipy.special import log_ndtr
 
     nodes, weights = np.polynomial.hermite.hermgauss(_HERMITE_NODES)
     z = np.sqrt(2.0) * nodes  # E over z ~ N(0, 1)
-    scaled = theta / po.epsilon
     out = np.empty_like(theta)
     for i in range(theta.shape[1]):
         gaps = scaled[:, i : i + 1] - scaled  # (n, d); the j = i column is 0

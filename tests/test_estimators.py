@@ -568,3 +568,11 @@ def test_structure_targets_outside_the_solver_hull_are_named(blobs):
         model.fit(X, 0.5 * Y + 0.25)  # soft targets inside the hull are fine
     with pytest.raises(ValueError, match="Y row 0 is not a TopK structure"):
         model.set_params(warm_start=True).partial_fit(X, 3 * Y)
+
+
+def test_assignment_by_name_needs_a_square_number_of_columns(blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="n² columns"):
+        PerturbedStructuredClassifier(solver="assignment").fit(X[:20], np.zeros((20, 5)))
+    with pytest.raises(ValueError, match="Y has 5 columns, one per structure entry"):
+        PerturbedStructuredClassifier(solver=TopK(k=6)).fit(X[:20], np.zeros((20, 5)))

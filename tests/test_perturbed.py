@@ -19,6 +19,7 @@ import naive
 from sk_perturbed.perturbed import (
     PerturbedOptimizer,
     blackbox_loss,
+    exact_marginals,
     fenchel_young_loss,
     perturbed_squared_loss,
     squared_loss,
@@ -782,3 +783,19 @@ def test_thread_tuner_measures_both_counts_then_revises_its_choice():
     idle = {1: 1.0, 2: 0.5}  # the core is free again: two threads now win
     picks = [run(idle) for _ in range(4 * tuner.PROBE_EVERY)]
     assert picks[-tuner.PROBE_EVERY:].count(2) == tuner.PROBE_EVERY - 1
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_overflowing_perturbations_are_named(backend):
+    po = PerturbedOptimizer(Argmax(), epsilon=1e308, random_state=0, backend=backend)
+    with pytest.raises(ValueError, match="overflow float64.*lower epsilon"):
+        po(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="1/epsilon overflows"):
+        PerturbedOptimizer(Argmax(), epsilon=5e-324).vjp(np.zeros((1, 3)), np.ones((1, 3)))
+
+
+@pytest.mark.parametrize("noise", ["gumbel", "gaussian"])
+def test_exact_marginals_when_theta_over_epsilon_overflows(noise):
+    po = PerturbedOptimizer(Argmax(), epsilon=1e-3, noise=noise)
+    marginals = exact_marginals(po, np.array([[1.7e308, -1.7e308], [1.0, 1.0]]))
+    np.testing.assert_allclose(marginals, [[1.0, 0.0], [0.5, 0.5]])

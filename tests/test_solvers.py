@@ -715,3 +715,34 @@ def test_callable_solver_garbage_inside_perturbed_optimizer():
     po = PerturbedOptimizer(CallableSolver(_raises, n_jobs=2), random_state=0)
     with pytest.raises(RuntimeError, match="_raises"):
         po(np.ones((2, 3)))
+
+
+# --------------------------------------------------------------------------
+# Extreme magnitudes: right answers or errors that say why, never garbage
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("d", [_SMALL_D + 1, 200])
+def test_selection_solvers_when_the_score_range_overflows(d):
+    # max - min = inf: the bucket sort's scale would be 0 and inf * 0 = NaN.
+    x = np.where(np.arange(d) % 2 == 0, 1e308, -1e308)
+    np.testing.assert_array_equal(Ranking()(x), rankdata(x, method="ordinal"))
+    np.testing.assert_array_equal(np.flatnonzero(TopK(k=10)(x)), np.arange(0, 20, 2))
+
+
+def test_grid_shortest_path_with_overflowing_sums_raises_instead_of_looping():
+    with pytest.raises(ValueError, match="overflow float64"):
+        GridShortestPath(shape=(1, 2))(np.array([1e308, 1e308]))
+    po = PerturbedOptimizer(GridShortestPath(shape=(3, 3), neighborhood=4),
+                            perturbation="multiplicative", n_samples=4, random_state=0)
+    with pytest.raises(ValueError, match="overflow float64"):
+        po(np.full((1, 9), 3e307))
+
+
+def test_knapsack_with_huge_weights():
+    # The total weight 2**63 + 3 does not fit in int64.
+    solver = Knapsack(weights=[2**62, 2**62, 3], capacity=5)
+    np.testing.assert_array_equal(solver(np.ones(3)), [0.0, 0.0, 1.0])
+    # A table of 1e12 capacities per problem is refused before numba allocates it.
+    with pytest.raises(ValueError, match="dynamic program needs"):
+        Knapsack(weights=[10**12, 1, 10**12 - 7], capacity=10**12)(np.ones(3))
+    with pytest.raises(ValueError, match="must fit in 64-bit integers"):
+        Knapsack(weights=[2.0**64, 1], capacity=1)(np.ones(2))

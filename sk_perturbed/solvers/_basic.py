@@ -41,6 +41,10 @@ def stable_order(x, descending, scratch):
         value = sign * x[j]
         lo = min(lo, value)
         hi = max(hi, value)
+    if not hi - lo < np.inf:
+        # The range overflows float64 (e.g. -1e308 and 1e308) or holds an inf:
+        # (score - lo) * scale would be inf * 0 = NaN, not a bucket index.
+        return np.argsort(sign * x, kind="mergesort")
     # work[:d + 1]: bucket counts, then starts; work[d + 1:]: the order.
     work = np.zeros(2 * d + 1, dtype=np.int64)
     scale = d / (hi - lo) if hi > lo else 0.0

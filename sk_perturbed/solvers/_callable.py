@@ -42,8 +42,9 @@ class CallableSolver(BaseSolver):
     func : callable
         The oracle. With ``batched=False`` it takes one θ of shape (d,) and
         returns the optimal structure of shape (d,); with ``batched=True`` it
-        takes (n, d) and returns (n, d). It must not modify its input (it
-        receives read-only arrays).
+        takes (n, d) and returns (n, d). It must not modify its input: a
+        Python function receives read-only arrays; an ``@njit`` function
+        gets the kernels' buffers, where a write goes unnoticed.
     batched : bool, default=False
         Whether ``func`` solves a whole batch per call.
     sense : {'max', 'min'}, default='max'

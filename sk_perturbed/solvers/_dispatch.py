@@ -116,4 +116,14 @@ def solve_batch(solver, theta):
         raise TypeError(
             f"{type(solver).__name__} has no numba kernel; override _solve_batch to solve in Python."
         )
-    return _solve_batch_kernel(theta, arg)
+    out = _solve_batch_kernel(theta, arg)
+    # Row kernels flag a row they cannot solve with NaN (exceptions inside
+    # numba's parallel loops are unreliable): raise for it here.
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{type(solver).__name__} could not solve row {i}. "
+            f"{solver._invalid_output_hint(theta[i])}"
+        )
+    return out

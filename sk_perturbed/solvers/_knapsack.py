@@ -10,6 +10,9 @@ from ._utils import check_int, check_integer_array, pack_spec
 
 KNAPSACK_ID = 6
 
+#: Largest dynamic-programming table of one problem (bytes); one per thread.
+MAX_TABLE_BYTES = 1 << 28
+
 
 @nb.njit(cache=True)
 def knapsack_row(x, float_params, int_params, out):
@@ -108,5 +111,16 @@ class Knapsack(BaseSolver):
         weights, capacity = self._checked_params()
         # Common factors and capacity beyond the total weight only cost time.
         g = math.gcd(*weights.tolist()) or 1
-        weights, capacity = weights // g, min(capacity // g, int(weights.sum()) // g)
+        # The total in Python ints: a sum of large int64 weights can wrap around.
+        weights, capacity = weights // g, min(capacity // g, sum(weights.tolist()) // g)
+        # Checked here: a failed allocation inside numba's parallel loops
+        # returns garbage instead of raising.
+        table_bytes = (weights.size + 8) * (capacity + 1)
+        if table_bytes > MAX_TABLE_BYTES:
+            raise ValueError(
+                f"Knapsack: the dynamic program needs (d + 8) x (capacity + 1) = "
+                f"{table_bytes:.3g} bytes per problem (capacity {capacity} after dividing "
+                f"the weights and capacity by their gcd {g}); at most {MAX_TABLE_BYTES:.3g} "
+                "are allowed. Express the weights in coarser units."
+            )
         return pack_spec(KNAPSACK_ID, int_params=np.concatenate([[capacity], weights]))

@@ -5,7 +5,11 @@ from the target, stepping at each node to the lowest-index neighbour that
 lies on a shortest path. Among equal-cost paths the one returned is
 therefore the one whose node sequence, read from the target backwards, is
 lexicographically smallest (for Dijkstra this holds when costs are
-positive; zero-cost cells still give a deterministic answer).
+positive; zero-cost cells still give a deterministic answer). Costs are
+compared as computed in floating point, along the dynamic program: when
+rounding makes two path costs equal that differ in exact arithmetic (costs
+of very different magnitudes), the path returned is optimal in floating
+point but may not follow this rule.
 """
 
 import numba as nb
@@ -16,6 +20,11 @@ from ._utils import check_grid_shape, check_int, pack_spec
 
 DAG_SHORTEST_PATH_ID = 3
 GRID_SHORTEST_PATH_ID = 4
+
+OVERFLOW_COST_MESSAGE = (
+    "GridShortestPath: the sums of the cell costs overflow float64, so no path has a "
+    "finite cost; rescale the costs (or the model's scores)."
+)
 
 NEGATIVE_COST_MESSAGE = (
     "GridShortestPath: Dijkstra needs non-negative cell costs, got a negative cost. "
@@ -132,8 +141,11 @@ def grid_shortest_path_row(x, float_params, int_params, out):
     position = np.full(n, -1, dtype=np.int64)
     dist[0] = x[0]
     heap[0], position[0], size = 0, 0, 1
-    # The grid is connected, so the target is settled before the heap empties.
+    # The grid is connected, so the target is settled before the heap empties
+    # unless path sums overflow to inf (inf < inf never relaxes a cell).
     for rank in range(n):
+        if size == 0:
+            break
         u = heap[0]
         size -= 1
         if size > 0:
@@ -156,6 +168,9 @@ def grid_shortest_path_row(x, float_params, int_params, out):
                             position[v] = size
                             size += 1
                         _sift_up(heap, position, dist, position[v])
+    if settled[n - 1] < 0:
+        out[:] = np.nan  # reported by the caller (see _invalid_output_hint)
+        return
     out[:] = 0.0
     v = n - 1
     out[v] = 1.0
@@ -175,6 +190,9 @@ def grid_shortest_path_row(x, float_params, int_params, out):
                     u = r * cols + c
                     if 0 <= settled[u] < settled[v] and dist[u] + x[v] == dist[v]:
                         previous = u
+        if previous < 0:  # cannot happen for finite costs; never loop on it
+            out[:] = np.nan
+            return
         v = previous
         out[v] = 1.0
 
@@ -352,7 +370,9 @@ class GridShortestPath(BaseSolver):
         return super()._solve_batch(theta)
 
     def _invalid_output_hint(self, theta_row):
-        return NEGATIVE_COST_MESSAGE
+        if np.isfinite(np.abs(theta_row).sum() * 1e3):
+            return NEGATIVE_COST_MESSAGE  # costs this small only fail when negative
+        return OVERFLOW_COST_MESSAGE
 
     def _numba_spec(self):
         self._validate_params()

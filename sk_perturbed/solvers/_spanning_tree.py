@@ -98,7 +98,7 @@ class SpanningTree(BaseSolver):
             )
         loops = np.flatnonzero(edges[:, 0] == edges[:, 1])
         if loops.size:
-            raise ValueError(f"{name}: edge {loops[0]} is a self-loop {tuple(edges[loops[0]])}.")
+            raise ValueError(f"{name}: edge {loops[0]} is a self-loop {tuple(edges[loops[0]].tolist())}.")
         adjacency = coo_array(
             (np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_nodes, n_nodes)
         )
