@@ -46,7 +46,7 @@ def _relu_mask(a, delta):
 def _activation_derivative(a, delta, activation):
     """Multiply ``delta`` in place by f'(z), written in terms of the output a = f(z)."""
     if activation == "relu":
-        if isinstance(delta, np.ndarray):
+        if _array_namespace(delta) is np:
             _relu_mask(a, delta)
         else:
             delta *= a > 0

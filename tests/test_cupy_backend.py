@@ -396,31 +396,117 @@ def test_classifier_with_cupy_backend_on_numpy_device(numpy_device):
 
 
 # ------------------------------------------- training on the device
+def _plain(a):
+    return a.view(np.ndarray) if isinstance(a, _DeviceArray) else a
+
+
+def _plain_tree(a):
+    if isinstance(a, (list, tuple)):
+        return type(a)(_plain_tree(b) for b in a)
+    if isinstance(a, dict):
+        return {k: _plain_tree(b) for k, b in a.items()}
+    return _plain(a)
+
+
+def _leaves(a):
+    if isinstance(a, (list, tuple)):
+        return [c for b in a for c in _leaves(b)]
+    if isinstance(a, dict):
+        return _leaves(list(a.values()))
+    return [a]
+
+
+def _on_device(a):
+    if isinstance(a, np.ndarray):
+        return a.view(_DeviceArray)
+    if isinstance(a, tuple):
+        return tuple(_on_device(b) for b in a)
+    return a
+
+
+def _refuse_host_arrays(name, arrays):
+    # CuPy raises a TypeError when a NumPy array meets a CuPy array.
+    if any(type(a) is np.ndarray and a.ndim > 0 for a in arrays):
+        raise TypeError(f"{name}: a host NumPy array meets a device array (CuPy refuses this)")
+
+
 class _DeviceArray(np.ndarray):
-    """A NumPy array marked as living on the stand-in device."""
+    """A NumPy array marked as living on the stand-in device.
+
+    Like a CuPy array, it refuses to meet a host array in a ufunc or a NumPy
+    function, and what is computed from it stays on the device.
+    """
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        _refuse_host_arrays(ufunc.__name__, list(inputs) + list(out or ()))
+        if out is not None:
+            kwargs["out"] = tuple(_plain(o) for o in out)
+        result = getattr(ufunc, method)(*map(_plain, inputs), **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        return _on_device(result)
+
+    def __array_function__(self, func, types, args, kwargs):
+        _refuse_host_arrays(func.__name__, _leaves(args) + _leaves(kwargs))
+        return _on_device(func(*_plain_tree(args), **_plain_tree(kwargs)))
+
+
+class _DeviceNamespace:
+    """``numpy`` whose array constructors build device arrays (as ``cupy.*`` do)."""
+
+    _CONSTRUCTORS = {
+        "arange", "array", "asarray", "ascontiguousarray", "empty", "eye", "full", "ones",
+        "zeros", "linspace",
+    }
+
+    def __getattr__(self, name):
+        value = getattr(np, name)
+        if name in self._CONSTRUCTORS:
+            return lambda *args, **kwargs: _on_device(value(*args, **kwargs))
+        return value
+
+    @staticmethod
+    def argsort(a, axis=-1):
+        return np.argsort(a, axis=axis, kind="stable")  # CuPy's sort is stable
+
+
+_DEVICE_XP = _DeviceNamespace()
 
 
 def _copying_device():
-    """The NumPy device with real transfers: device arrays are marked copies.
+    """A stand-in GPU on NumPy with real transfers and CuPy's host/device rules.
 
-    Training on it checks the GPU path's bookkeeping without a GPU: what is
-    copied to the device and back, and that nothing on the host goes stale.
+    Device arrays are marked copies that refuse to meet host arrays, and the
+    namespace builds new arrays on the device: training on it checks the GPU
+    path's bookkeeping without a GPU (what is copied to the device and back,
+    that no host array leaks into device arithmetic, that nothing on the host
+    goes stale).
     """
     base = cb.numpy_device()
     return cb.Device(
-        np, "numpy-copying",
-        to_device=lambda a: np.array(a, copy=True).view(_DeviceArray),
-        to_host=lambda a: np.array(a, copy=True).view(np.ndarray),
-        is_device_array=lambda a: isinstance(a, np.ndarray),
-        sample_noise=base.sample_noise, dag_solve=base.dag_solve,
+        _DEVICE_XP, "numpy-copying",
+        to_device=lambda a: np.array(_plain(a), copy=True).view(_DeviceArray),
+        to_host=lambda a: np.array(_plain(a), copy=True),
+        is_device_array=lambda a: isinstance(a, _DeviceArray),
+        sample_noise=lambda *args: _on_device(base.sample_noise(*args)),
+        dag_solve=lambda x, rows, cols: cb.dag_shortest_path_xp(_DEVICE_XP, x, rows, cols),
     )
 
 
 @pytest.fixture
 def copying_device(monkeypatch):
+    from sk_perturbed import _base, _models, _noise, _optimizers
+
     monkeypatch.setattr(cb, "get_device", _copying_device)
     monkeypatch.setattr(perturbed, "_require_cupy", lambda: None)
     monkeypatch.setattr(cb, "_WARNED", set())
+    # The library finds a device array's namespace by its type, as for CuPy.
+    host_namespace = _noise._array_namespace
+    for module in (_base, _models, _noise, _optimizers, perturbed):
+        monkeypatch.setattr(
+            module, "_array_namespace",
+            lambda a: _DEVICE_XP if isinstance(a, _DeviceArray) else host_namespace(a),
+        )
 
 
 def _assert_host_state(est):
@@ -574,7 +660,8 @@ def test_device_losses_match_the_host_losses(copying_device):
             device.to_device(theta), device.to_device(target), keys, 3
         )
         for a, b in zip(on_device, host):
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
+            assert device.is_device_array(a)  # the device path stays on the device
+            np.testing.assert_allclose(device.to_host(a), b, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
 # ---------------------------------------------------------- on a GPU
