@@ -309,7 +309,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         params = self.coefs_ + self.intercepts_
         if self.optimizer == "adam":
             self._optimizer = AdamOptimizer(
-                params, self.learning_rate_init, self.beta_1, self.beta_2, self.adam_epsilon
+                params, self.learning_rate_init, self.beta_1, self.beta_2, self.adam_epsilon,
+                self.learning_rate,
             )
         else:
             self._optimizer = SGDOptimizer(

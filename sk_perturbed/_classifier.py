@@ -123,8 +123,16 @@ default='fenchel_young'
         Activation of the hidden layers of the MLP.
     optimizer : {'adam', 'sgd'}, default='adam'
         Stochastic gradient method (``solver`` is the combinatorial oracle).
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Step schedule of 'sgd'.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='adaptive'
+        Step schedule. 'adaptive': when the training stalls
+        (``n_iter_no_change`` epochs without improvement), divide the step by
+        5 instead of stopping: at most twice with 'adam', until it falls below
+        1e-6 with 'sgd' (as scikit-learn's MLP). 'invscaling' (``sgd`` only)
+        decays it as ``learning_rate_init / t**power_t``; 'constant' keeps it.
+        The Monte Carlo training loss is noisy, so the first stall comes when
+        the constant step reaches its noise floor: with 'adaptive' the fit goes
+        on with smaller steps (measured: +2.7 points of accuracy at 100 000
+        rows, see the benchmarks' README).
     learning_rate_init : float, default=0.01
         Initial step size.
     power_t : float, default=0.5
@@ -207,7 +215,7 @@ feature_names_in_
         self, solver="argmax", *, epsilon=1.0, n_samples=10, noise="gaussian",
         perturbation="additive", loss="fenchel_young", blackbox_lambda=10.0, model="mlp",
         n_item_features=None, hidden_layer_sizes=(100,), activation="relu", optimizer="adam",
-        learning_rate="constant", learning_rate_init=0.01, power_t=0.5, momentum=0.9,
+        learning_rate="adaptive", learning_rate_init=0.01, power_t=0.5, momentum=0.9,
         nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, adam_epsilon=1e-8, alpha=1e-4,
         batch_size="auto", max_iter=500, tol=1e-4, n_iter_no_change=20,
         early_stopping=False, validation_fraction=0.1, shuffle=True, warm_start=False,

@@ -73,12 +73,19 @@ class SGDOptimizer:
 
 
 class AdamOptimizer:
-    """Adam (Kingma & Ba, 2014) with bias-corrected moment estimates."""
+    """Adam (Kingma & Ba, 2014) with bias-corrected moment estimates.
 
-    def __init__(self, params, learning_rate_init=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+    With ``learning_rate='adaptive'`` the step is divided by 5 when the
+    training stalls, at most ``MAX_DECAYS`` times (see :meth:`on_plateau`).
+    """
+
+    def __init__(self, params, learning_rate_init=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 learning_rate="constant"):
         self.params = params
         self.learning_rate_init = learning_rate_init
         self.lr = float(learning_rate_init)
+        self.schedule = learning_rate
+        self.n_decays = 0
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
@@ -92,7 +99,7 @@ class AdamOptimizer:
     def step(self, grads, n_seen):
         self.t += 1
         correction = np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
-        step_size = self.learning_rate_init * correction
+        step_size = self.lr * correction
         xp = _array_namespace(self.params[0])
         if self._buffers is None:
             # The last stage runs in the dtype of step_size * m (float64 for a
@@ -127,5 +134,15 @@ class AdamOptimizer:
         state["_buffers"] = None
         return state
 
+    #: 'adaptive' divides the step by 5 at most this many times.
+    MAX_DECAYS = 2
+
     def on_plateau(self, verbose=False):
-        return False
+        """Shrink the step when training stalls ('adaptive'); False when done."""
+        if self.schedule != "adaptive" or self.n_decays >= self.MAX_DECAYS:
+            return False
+        self.lr /= 5.0
+        self.n_decays += 1
+        if verbose:
+            print(f"Setting learning rate to {self.lr:f}")
+        return True

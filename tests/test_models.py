@@ -47,3 +47,33 @@ def test_softplus_output_is_positive():
     coefs, intercepts = _models.init_params([4, 3], "relu", np.float64, rng)
     theta = _models.forward(rng.randn(50, 4) * 100, coefs, intercepts, "relu", "softplus")[-1]
     assert np.all(theta >= 0) and np.all(np.isfinite(theta))
+
+
+def test_adam_adaptive_divides_the_step_by_five_at_most_twice():
+    from sk_perturbed._optimizers import AdamOptimizer
+
+    params = [np.zeros(3)]
+    adam = AdamOptimizer(params, learning_rate_init=0.01, learning_rate="adaptive")
+    assert [adam.on_plateau() for _ in range(3)] == [True, True, False]
+    assert adam.lr == pytest.approx(0.01 / 25)
+    # The step uses the current rate: the first bias-corrected Adam step has size lr.
+    adam.step([np.ones(3)], 1)
+    np.testing.assert_allclose(params[0], -0.01 / 25, rtol=1e-6)
+    constant = AdamOptimizer([np.zeros(3)], learning_rate_init=0.01)
+    assert not constant.on_plateau() and constant.lr == 0.01
+
+
+def test_adaptive_default_keeps_training_after_the_first_stall():
+    from sk_perturbed import PerturbedRankingRegressor
+    from sk_perturbed.datasets import make_perfect_ranks
+
+    X, Y = make_perfect_ranks(n_samples=300, n_features=5, n_labels=4, random_state=0)
+    adaptive = PerturbedRankingRegressor(model="linear", random_state=0).fit(X, Y)
+    constant = PerturbedRankingRegressor(model="linear", learning_rate="constant",
+                                         random_state=0).fit(X, Y)
+    assert adaptive._optimizer.n_decays == 2
+    assert adaptive._optimizer.lr == pytest.approx(0.01 / 25)
+    # Same epochs up to the first stall, then more epochs at smaller steps.
+    assert adaptive.n_iter_ > constant.n_iter_
+    np.testing.assert_array_equal(adaptive.loss_curve_[: constant.n_iter_ - 1],
+                                  constant.loss_curve_[: constant.n_iter_ - 1])
