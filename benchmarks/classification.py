@@ -67,7 +67,7 @@ def main(argv=None):
         "over folds; StandardScaler in every pipeline.",
         "Perturbed models: model set explicitly, other parameters at the library defaults "
         "of this run: " + describe(models(args.seed, max_iter)["perturbed gaussian MLP"],
-                                   ("epsilon", "n_samples", "learning_rate_init",
+                                   ("epsilon", "n_samples", "learning_rate", "learning_rate_init",
                                     "batch_size", "alpha", "n_iter_no_change"))
         + f", max_iter = {max_iter}, hidden layers {HIDDEN} for the MLPs; MLPClassifier: sklearn defaults, hidden {HIDDEN}, max_iter = {max_iter}; "
         "LogisticRegression: sklearn defaults (lbfgs, C = 1), max_iter = 1000.",

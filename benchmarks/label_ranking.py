@@ -122,7 +122,7 @@ def main(argv=None):
         "PRR = PerturbedRankingRegressor with default parameters except `model`, set "
         "explicitly to 'linear' or 'mlp'; defaults of this run: "
         + describe(PerturbedRankingRegressor(), ("model", "epsilon", "n_samples",
-                   "learning_rate_init", "batch_size", "alpha", "max_iter",
+                   "learning_rate", "learning_rate_init", "batch_size", "alpha", "max_iter",
                    "n_iter_no_change", "hidden_layer_sizes"))
         + (" but max_iter = 20 (--quick)" if args.quick else "")
         + f", random_state={args.seed}.",

@@ -14,6 +14,7 @@ SCRIPTS = {
     "warcraft": "warcraft",
     "classification": "classification",
     "label_ranking": "label_ranking",
+    "defaults_scale": "defaults_scale",
 }
 
 pytest.importorskip("matplotlib")
