@@ -400,10 +400,14 @@ feature_names_in_
             classes, self.classes_
         ):
             raise ValueError(
-                f"classes={classes!r} is not the same as on the first call to partial_fit "
+                f"classes={classes!r} is not the same as the classes of the fitted model "
                 f"({self.classes_!r})."
             )
-        return super().partial_fit(X, y, sample_weight)
+        try:
+            return super().partial_fit(X, y, sample_weight)
+        finally:
+            # Consumed by a successful first call; never left for a later fit.
+            self.__dict__.pop("_partial_classes", None)
 
     @available_if(_fitted_on_labels)
     def predict_proba(self, X):

@@ -134,6 +134,10 @@ class AdamOptimizer:
         state["_buffers"] = None
         return state
 
+    def __setstate__(self, state):
+        # Pickles made before the 'adaptive' schedule existed kept a constant step.
+        self.__dict__.update({"schedule": "constant", "n_decays": 0, **state})
+
     #: 'adaptive' divides the step by 5 at most this many times.
     MAX_DECAYS = 2
 

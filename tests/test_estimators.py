@@ -470,7 +470,7 @@ def test_partial_fit_classes_must_not_change(blobs):
     model.partial_fit(X, y, classes=[0, 1, 2])
     model.partial_fit(X, y, classes=[2, 1, 0])  # the same set, in any order
     for classes in ([0, 1, 2, 3], ["a", "b", "c"]):
-        with pytest.raises(ValueError, match="is not the same as on the first call"):
+        with pytest.raises(ValueError, match="is not the same as the classes of the fitted model"):
             model.partial_fit(X, y, classes=classes)
     np.testing.assert_array_equal(model.classes_, [0, 1, 2])
     structures = TopK(k=2)(X[:, :4])
@@ -560,13 +560,13 @@ def test_structure_targets_outside_the_solver_hull_are_named(blobs):
     Y = TopK(k=2)(X[:, :4])
     model = PerturbedStructuredClassifier(solver=TopK(k=2), max_iter=1, random_state=0)
     for bad in (np.ones_like(Y), 3 * Y):
-        with pytest.raises(ValueError, match="Y row 0 is not a TopK structure"):
+        with pytest.raises(ValueError, match="Y row 0 is neither a structure of TopK"):
             clone(model).fit(X, bad)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, Y)
         model.fit(X, 0.5 * Y + 0.25)  # soft targets inside the hull are fine
-    with pytest.raises(ValueError, match="Y row 0 is not a TopK structure"):
+    with pytest.raises(ValueError, match="Y row 0 is neither a structure of TopK"):
         model.set_params(warm_start=True).partial_fit(X, 3 * Y)
 
 
@@ -576,3 +576,26 @@ def test_assignment_by_name_needs_a_square_number_of_columns(blobs):
         PerturbedStructuredClassifier(solver="assignment").fit(X[:20], np.zeros((20, 5)))
     with pytest.raises(ValueError, match="Y has 5 columns, one per structure entry"):
         PerturbedStructuredClassifier(solver=TopK(k=6)).fit(X[:20], np.zeros((20, 5)))
+
+
+def test_user_solver_subclass_targets_are_not_checked_and_stale_classes_are_dropped(blobs):
+    from sk_perturbed.solvers import BaseSolver
+
+    class Sign(BaseSolver):  # structures in {-1, +1}^d: not 0/1
+        def _solve_batch(self, theta):
+            return np.where(theta >= 0, 1.0, -1.0)
+
+    X, y = blobs
+    Y = Sign()(X[:, :4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        PerturbedStructuredClassifier(solver=Sign(), backend="numpy", max_iter=2,
+                                      random_state=0).fit(X, Y)
+    # A failed first partial_fit leaves no classes behind for a later fit.
+    model = PerturbedStructuredClassifier(model="linear", max_iter=2, random_state=0)
+    with pytest.raises(ValueError, match="Negative values"):
+        model.partial_fit(X, y, classes=[0, 1, 2, 3], sample_weight=-np.ones(len(y)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    np.testing.assert_array_equal(model.classes_, [0, 1, 2])

@@ -77,3 +77,17 @@ def test_adaptive_default_keeps_training_after_the_first_stall():
     assert adaptive.n_iter_ > constant.n_iter_
     np.testing.assert_array_equal(adaptive.loss_curve_[: constant.n_iter_ - 1],
                                   constant.loss_curve_[: constant.n_iter_ - 1])
+
+
+def test_adam_pickled_before_the_schedule_existed_keeps_a_constant_step():
+    import pickle
+
+    from sk_perturbed._optimizers import AdamOptimizer
+
+    adam = AdamOptimizer([np.zeros(2)], learning_rate_init=0.01, learning_rate="adaptive")
+    state = adam.__getstate__()
+    del state["schedule"], state["n_decays"]  # as pickled by earlier versions
+    old = AdamOptimizer.__new__(AdamOptimizer)
+    old.__setstate__(state)
+    assert not old.on_plateau() and old.lr == 0.01
+    assert pickle.loads(pickle.dumps(adam)).schedule == "adaptive"

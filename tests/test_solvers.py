@@ -479,7 +479,7 @@ def test_structures_and_their_means_are_valid_targets_and_scaled_ones_are_not(
     solver._check_targets(means)  # points of the convex hull
     outside = structures.copy()
     outside[2] *= 3.0
-    with pytest.raises(ValueError, match=f"Y row 2 is not a {type(solver).__name__} structure"):
+    with pytest.raises(ValueError, match=f"Y row 2 is neither a structure of {type(solver).__name__}"):
         solver._check_targets(outside)
 
 
@@ -746,3 +746,6 @@ def test_knapsack_with_huge_weights():
         Knapsack(weights=[10**12, 1, 10**12 - 7], capacity=10**12)(np.ones(3))
     with pytest.raises(ValueError, match="must fit in 64-bit integers"):
         Knapsack(weights=[2.0**64, 1], capacity=1)(np.ones(2))
+    np.testing.assert_array_equal(  # the largest int64 weight is a valid weight
+        Knapsack(weights=[np.iinfo(np.int64).max, 1], capacity=1)(np.ones(2)), [0.0, 1.0]
+    )

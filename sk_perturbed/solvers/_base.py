@@ -12,6 +12,11 @@ def _outside_box(Y, upper=1.0):
     return ((Y < -TARGET_TOL) | (Y > upper + TARGET_TOL)).any(axis=1)
 
 
+def zero_one_target_rule(solver, Y):
+    """``_target_rule`` of a solver whose structures are 0/1 vectors."""
+    return _outside_box(Y), "entries in [0, 1]"
+
+
 def _wrong_sum(sums, expected):
     return np.abs(sums - expected) > TARGET_TOL * max(1.0, abs(expected))
 
@@ -83,9 +88,10 @@ class BaseSolver(BaseEstimator):
         hull of the structures, and that condition in words.
 
         A target outside the hull makes the Fenchel–Young loss unbounded below.
-        Every 0/1 structure has entries in [0, 1]; subclasses add their sums.
+        Nothing is assumed of a user's subclass; the built-in solvers state
+        their rules (entries in [0, 1] for 0/1 structures, and their sums).
         """
-        return _outside_box(Y), "entries in [0, 1]"
+        return np.zeros(Y.shape[0], dtype=bool), ""
 
     def _check_targets(self, Y):
         """Raise ``ValueError`` naming the first row of ``Y`` that cannot be a target."""
@@ -95,8 +101,8 @@ class BaseSolver(BaseEstimator):
                 continue
             i = start + int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"Y row {i} is not a {type(self).__name__} structure nor a mean of such "
-                f"structures (their convex hull), which needs {rule}; got "
+                f"Y row {i} is neither a structure of {type(self).__name__} nor a mean of "
+                f"such structures (their convex hull), which needs {rule}; got "
                 f"{np.array2string(Y[i], precision=4, threshold=12)}."
             )
 

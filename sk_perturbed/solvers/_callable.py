@@ -116,10 +116,6 @@ class CallableSolver(BaseSolver):
             return self.func
         return None
 
-    def _target_rule(self, Y):
-        # Nothing is known about the structures of a user's function.
-        return np.zeros(Y.shape[0], dtype=bool), ""
-
     def _invalid_output_hint(self, theta_row):
         # Inside the kernels a wrong length or a NaN only shows as a non-finite
         # result: call the function on the row's θ from Python to name the fault.

@@ -15,7 +15,7 @@ point but may not follow this rule.
 import numba as nb
 import numpy as np
 
-from ._base import BaseSolver
+from ._base import BaseSolver, zero_one_target_rule
 from ._utils import check_grid_shape, check_int, pack_spec
 
 DAG_SHORTEST_PATH_ID = 3
@@ -245,6 +245,7 @@ class DAGShortestPath(BaseSolver):
     """
 
     sense = "min"
+    _target_rule = zero_one_target_rule
 
     def __init__(self, grid=(5, 5)):
         self.grid = grid
@@ -342,6 +343,7 @@ class GridShortestPath(BaseSolver):
 
     sense = "min"
     requires_positive = True
+    _target_rule = zero_one_target_rule
 
     def __init__(self, shape=(12, 12), neighborhood=8):
         self.shape = shape

@@ -5,7 +5,7 @@ import numpy as np
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
-from ._base import BaseSolver
+from ._base import BaseSolver, zero_one_target_rule
 from ._utils import check_int, check_integer_array, pack_spec
 
 SPANNING_TREE_ID = 7
@@ -78,6 +78,8 @@ class SpanningTree(BaseSolver):
     >>> solver([[2.0, 1.0, 3.0]])
     array([[1., 0., 1.]])
     """
+
+    _target_rule = zero_one_target_rule
 
     def __init__(self, n_nodes, edges):
         self.n_nodes = n_nodes

@@ -36,7 +36,9 @@ def check_integer_array(values, name, owner, ndim=1, min_value=None):
         array.dtype.kind == "f" and not np.all(np.isfinite(array) & (array == np.round(array)))
     ):
         raise ValueError(f"{owner}: {name} must contain integers, got {array.dtype} values.")
-    if array.size and not (-(2.0**63) <= array.min() and array.max() < 2.0**63):
+    if array.size and not (
+        np.iinfo(np.int64).min <= array.min().item() and array.max().item() <= np.iinfo(np.int64).max
+    ):
         raise ValueError(f"{owner}: {name} must fit in 64-bit integers, got {array.max().item()!r}.")
     if min_value is not None and array.size and array.min() < min_value:
         raise ValueError(f"{owner}: {name} must be >= {min_value}, got {array.min()!r}.")
