@@ -428,10 +428,7 @@ def _check_estimated_values(
     # caller's ε or θ, not the solver's fault.
     z = sample_noise(seed, row_keys[bad : bad + 1], n_samples, theta.shape[1], noise, antithetic)
     with np.errstate(over="ignore", invalid="ignore"):
-        if multiplicative:
-            perturbed = theta[bad] * np.exp(epsilon * z[0] - 0.5 * epsilon**2)
-        else:
-            perturbed = theta[bad] + epsilon * z[0]
+        perturbed, _ = _perturbed_scores(theta[bad], z[0], epsilon, multiplicative, solver._sign)
         overflow = not np.isfinite(np.abs(perturbed).sum(axis=1)).all()
     where = f"row {bad} (row key {int(row_keys[bad])})"
     if overflow:
@@ -682,6 +679,14 @@ def _estimate_numpy(
     return out
 
 
+def _perturbed_scores(theta, z, epsilon, multiplicative, sign):
+    """θ̃ for noise ``z`` (θ broadcast against it) and the multiplicative factor, or None."""
+    if multiplicative:
+        scale = _array_namespace(z).exp(epsilon * z - 0.5 * epsilon**2)
+        return theta * scale, scale
+    return theta + (sign * epsilon) * z, None
+
+
 def _accumulate(
     solve, theta, z, *, epsilon, noise, multiplicative, antithetic, sign, v, control_variate,
 ):
@@ -694,11 +699,7 @@ def _accumulate(
 
     xp = _array_namespace(theta)
     n, n_samples, d = z.shape
-    if multiplicative:
-        scale = xp.exp(epsilon * z - 0.5 * epsilon**2)
-        perturbed = theta[:, None, :] * scale
-    else:
-        perturbed = theta[:, None, :] + (sign * epsilon) * z
+    perturbed, scale = _perturbed_scores(theta[:, None, :], z, epsilon, multiplicative, sign)
     y = solve(perturbed.reshape(n * n_samples, d)).reshape(n, n_samples, d)
     y_eps = y.mean(axis=1)
     value = xp.einsum("nmd,nmd->nm", y, perturbed).mean(axis=1)

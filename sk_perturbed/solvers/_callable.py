@@ -122,8 +122,8 @@ class CallableSolver(BaseSolver):
         name = _function_name(self.func)
         self._call(theta_row.copy(), name)  # raises on a wrong shape or dtype
         return (
-            f"CallableSolver({name}) returned NaN or infinite values for a perturbed θ "
-            "of that row."
+            f"CallableSolver({name}) returned NaN or infinite values for the θ of that row "
+            "or a perturbed copy of it."
         )
 
     def _solve_batch(self, theta):
@@ -133,7 +133,8 @@ class CallableSolver(BaseSolver):
             # Exceptions raised inside numba's parallel loops are unreliable:
             # try the function on one row from Python first, where they are not.
             self._call(theta[0].copy(), name)
-            return _check_finite(super()._solve_batch(theta), name)
+            # solve_batch raises for rows the kernel returns non-finite, naming the function.
+            return super()._solve_batch(theta)
         # The function sees read-only views: it must not alter the batch.
         theta = theta.view()
         theta.flags.writeable = False
