@@ -15,6 +15,7 @@ machines without CuPy. Prediction runs on the host (CuPy inputs are copied).
 """
 
 import contextlib
+import copy
 import numbers
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -43,6 +44,14 @@ from .perturbed import (
 
 _SEED_MASK = (1 << 63) - 1
 
+#: The parameters an optimizer is built from (a warm start with other values builds a new one).
+_OPTIMIZER_PARAMS = ("optimizer", "learning_rate", "learning_rate_init", "power_t", "momentum",
+                     "nesterovs_momentum", "beta_1", "beta_2", "adam_epsilon")
+
+#: How every method validates X: dense or CSR (the models' first layer is a
+#: sparse-dense product), float64 or float32 (kept for the model).
+X_VALIDATION = dict(accept_sparse="csr", dtype=[np.float64, np.float32])
+
 
 def _epoch_seed(base_seed, epoch):
     # Distinct noise per epoch, a pure function of (fit seed, epoch): the
@@ -51,11 +60,11 @@ def _epoch_seed(base_seed, epoch):
 
 
 class _TrainingData:
-    """What the epochs read: X, targets and weights where the model trains, host weights.
+    """What the epochs read: X, targets and weights where the model trains, host X and weights.
 
     On the GPU (``device`` set) the first three are device copies, made once
     per fit; the host weights serve the batch weight sums, which decide on the
-    host whether a batch is skipped.
+    host whether a batch is skipped, and the host X the validation scores.
     """
 
     def __init__(self, X, targets, sample_weight, device):
@@ -63,6 +72,7 @@ class _TrainingData:
         self.X = to_device(X)
         self.targets = to_device(targets)
         self.weights = to_device(sample_weight)
+        self.host_X = X
         self.host_weights = sample_weight
         self.device = device
 
@@ -113,14 +123,16 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
     def _decode(self, theta):
         """Predictions from raw scores θ."""
 
+    def _update_solver(self, n_outputs):
+        """Follow a solver parameter changed since the fit that built ``solver_``."""
+
     def _check_fit_targets(self, targets):
         """Check targets the estimator did not build itself (after ``solver_`` exists)."""
 
     def _validate_targets_for_fit(self, X, Y, reset):
         """Validate X and Y together (subclasses choose y's accepted shape)."""
         return validate_data(
-            self, X, Y, reset=reset, multi_output=True, dtype=[np.float64, np.float32],
-            y_numeric=True,
+            self, X, Y, reset=reset, multi_output=True, y_numeric=True, **X_VALIDATION
         )
 
     # ---------------------------------------------------------------- public
@@ -234,7 +246,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
     # --------------------------------------------------------------- helpers
     def _validate_for_predict(self, X):
         check_is_fitted(self)
-        return validate_data(self, to_host(X), reset=False, dtype=[np.float64, np.float32])
+        return validate_data(self, to_host(X), reset=False, **X_VALIDATION)
 
     def _scores(self, X):
         """θ for an X that went through :meth:`_validate_for_predict`."""
@@ -295,17 +307,36 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
-        self._no_improvement_count = 0
         self._seed = int(rng.randint(np.iinfo(np.int32).max))
         self._predict_seed = _epoch_seed(self._seed, -1)
+        self.validation_scores_ = self.best_loss_ = None
+        self._start_training(new_optimizer=True)
+
+    def _optimizer_settings(self):
+        return tuple(self.get_params()[name] for name in _OPTIMIZER_PARAMS)
+
+    def _start_training(self, new_optimizer):
+        """The optimizer and the stopping rule of a call of ``fit``, from the current parameters.
+
+        A warm-started fit keeps the weights and, unless an optimizer
+        parameter changed since it was built, the optimizer's state (so
+        chained warm fits equal calls of ``partial_fit``); the best loss or
+        validation score so far is kept.
+        """
+        self._no_improvement_count = 0
         if self.early_stopping:
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
             self.best_loss_ = None
         else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-            self.best_loss_ = np.inf
+            self.validation_scores_ = self.best_validation_score_ = None
+            if self.best_loss_ is None:
+                self.best_loss_ = np.inf
+        settings = self._optimizer_settings()
+        if not new_optimizer and getattr(self, "_optimizer_built_with", None) == settings:
+            return
+        self._optimizer_built_with = settings
         params = self.coefs_ + self.intercepts_
         if self.optimizer == "adam":
             self._optimizer = AdamOptimizer(
@@ -388,6 +419,35 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             self._set_params_list(on_device)
 
     def _fit(self, X, Y, sample_weight, incremental):
+        # A call that raises (bad targets found after the reset, divergence)
+        # leaves the estimator as it was: unfitted, or the previous model.
+        saved = self._state_before_fit(incremental)
+        try:
+            return self._fit_or_raise(X, Y, sample_weight, incremental)
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _continues_fit(self, incremental):
+        """Whether this call trains the fitted model further (warm start, partial_fit)."""
+        return hasattr(self, "coefs_") and (incremental or self.warm_start)
+
+    def _state_before_fit(self, incremental):
+        """The attributes to put back if the call fails."""
+        state = dict(self.__dict__)
+        if self._continues_fit(incremental):
+            # Training updates these in place; copied together so that the
+            # optimizer's copy refers to the copied parameters.
+            state["coefs_"], state["intercepts_"], state["_optimizer"] = copy.deepcopy(
+                (self.coefs_, self.intercepts_, self._optimizer)
+            )
+            state["loss_curve_"] = list(self.loss_curve_)
+            if self.validation_scores_ is not None:
+                state["validation_scores_"] = list(self.validation_scores_)
+        return state
+
+    def _fit_or_raise(self, X, Y, sample_weight, incremental):
         _check_noise_and_perturbation(self.noise, self.perturbation)
         device = self._training_device(X)
         # Validation and target encoding run on the host.
@@ -396,7 +456,12 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             raise TypeError(
                 "A sparse y was passed, but the targets must be dense: use y.toarray()."
             )
-        first_call = not (hasattr(self, "coefs_") and (incremental or self.warm_start))
+        if device is not None and sparse.issparse(X):
+            raise TypeError(
+                "A sparse X was passed with GPU training (backend="
+                f"{self.backend!r}), which needs dense X: use X.toarray(), or a CPU backend."
+            )
+        first_call = not self._continues_fit(incremental)
         X, Y = self._validate_targets_for_fit(X, Y, reset=first_call)
         if X.shape[0] < 2 and not incremental:
             raise ValueError(
@@ -419,6 +484,9 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             )
         else:
             self._check_same_architecture(X.shape[1])
+            self._update_solver(n_outputs)
+            if not incremental:
+                self._start_training(new_optimizer=False)
             # A new warm-started fit draws fresh shuffles and noise epochs.
             rng = np.random.RandomState(_epoch_seed(self._seed, self.n_iter_) % (2**32))
         self._check_fit_targets(targets)
@@ -434,7 +502,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         return self
 
     def _fit_epochs(self, data, Y, loss, rng):
-        X, sample_weight = data.X, data.host_weights
+        # Validation scores are computed on the host, from host copies.
+        X, sample_weight = data.host_X, data.host_weights
         n = X.shape[0]
         train_idx = np.arange(n)
         if self.early_stopping:
@@ -456,12 +525,27 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
                         "samples a positive weight, change random_state or "
                         "validation_fraction, or set early_stopping=False."
                     )
-            X_val, Y_val, w_val = X[val_idx], Y[val_idx], sample_weight[val_idx]
+            validation = X[val_idx], Y[val_idx], sample_weight[val_idx]
+        else:
+            validation = None
+        try:
+            self._epochs_until_stop(data, train_idx, loss, rng, validation)
+        except KeyboardInterrupt:
+            # As scikit-learn's MLPs: keep what was learned so far.
+            warnings.warn("Training interrupted by user.")
+        if self.early_stopping and hasattr(self, "_best_params"):
+            # Restore in place: the optimizer holds references to these arrays.
+            for target, best in zip(self.coefs_ + self.intercepts_, self._best_params):
+                target[...] = best
+            del self._best_params
+
+    def _epochs_until_stop(self, data, train_idx, loss, rng, validation):
+        """Epochs until the stopping rule or ``max_iter`` (with its ConvergenceWarning)."""
         for _ in range(self.max_iter):
             self._run_epoch(data, train_idx, loss, rng)
             if self.early_stopping:
                 with self._host_parameters(data.device):
-                    score = self.score(X_val, Y_val, w_val)
+                    score = self.score(*validation)
                 self.validation_scores_.append(score)
                 if self.verbose:
                     print(f"Validation score: {score:f}")
@@ -489,11 +573,6 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
             )
-        if self.early_stopping and hasattr(self, "_best_params"):
-            # Restore in place: the optimizer holds references to these arrays.
-            for target, best in zip(self.coefs_ + self.intercepts_, self._best_params):
-                target[...] = best
-            del self._best_params
 
     def _stratify_labels(self, Y):
         return None
@@ -505,6 +584,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         batch_size = self._batch_size(len(indices))
         total_loss = 0.0
         dtype = self.coefs_[0].dtype
+        xp = _array_namespace(self.coefs_[0])
         host_weights = data.host_weights
         # grad * 1.0 is grad: skip the weighting pass when every weight is 1.
         unit_weights = bool(np.all(host_weights == 1))
@@ -522,6 +602,11 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             if weight_sum <= 0:
                 continue
             w = data.weights[rows]
+            batch_loss = values.astype(np.float64, copy=False) @ w
+            if self.alpha:
+                # The L2 term of this batch's objective, at the weights it
+                # differentiates (scikit-learn's MLPs report the same sum).
+                batch_loss = batch_loss + 0.5 * self.alpha * sum(xp.vdot(W, W) for W in self.coefs_)
             if not unit_weights:
                 grad = grad * w[:, None]
             grad = grad.astype(dtype, copy=False)
@@ -532,10 +617,9 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             self.t_ += len(idx)
             self._optimizer.step(coef_grads + intercept_grads, self.t_)
             # Summed in float64 (a device scalar on the GPU: no sync per batch).
-            total_loss += values.astype(np.float64, copy=False) @ w
+            total_loss += batch_loss
         total_weight = host_weights[indices].sum()
-        l2 = 0.5 * self.alpha * sum(float((W * W).sum()) for W in self.coefs_)
-        epoch_loss = (float(total_loss) + l2) / max(total_weight, np.finfo(float).tiny)
+        epoch_loss = float(total_loss) / max(total_weight, np.finfo(float).tiny)
         finite = all(bool(_array_namespace(p).isfinite(p).all()) for p in self.coefs_)
         if not np.isfinite(epoch_loss) or not finite:
             self._raise_diverged()
@@ -569,5 +653,6 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         tags.non_deterministic = False
         return tags

@@ -2,6 +2,7 @@
 
 import numbers
 
+import joblib
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
@@ -12,7 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from . import solvers as _solvers
-from ._base import BasePerturbedEstimator
+from ._base import X_VALIDATION, BasePerturbedEstimator
 from ._validation import to_host
 
 #: Solver names accepted by ``solver=``, mapped to the class in sk_perturbed.solvers.
@@ -41,6 +42,18 @@ def _solver_from_name(name, n_outputs):
     return cls()
 
 
+def _solver_key(solver):
+    """A value that changes when the ``solver`` parameter is changed."""
+    if isinstance(solver, str):
+        return solver
+    if isinstance(solver, _solvers.BaseSolver):
+        try:
+            return type(solver), joblib.hash(solver.get_params(deep=True))
+        except Exception:  # parameters that do not pickle: assume a change
+            return object()
+    return id(solver)
+
+
 def _check_one_hot_solver(solver, n_classes):
     """A user's solver for class labels must pick one class: try it on a few score rows."""
     theta = np.random.default_rng(0).standard_normal((4, n_classes))
@@ -58,8 +71,11 @@ def _check_one_hot_solver(solver, n_classes):
 def _fitted_on_labels(estimator):
     # predict_proba exists before fit (so it can be discovered) and after a fit
     # on class labels, not after a fit on 2-D structures.
-    if hasattr(estimator, "coefs_") and not hasattr(estimator, "classes_"):
-        raise AttributeError("predict_proba is only available after fitting 1-D class labels.")
+    if hasattr(estimator, "coefs_") and not estimator._labels_mode():
+        raise AttributeError(
+            "predict_proba and predict_log_proba are only available after fitting 1-D class "
+            "labels."
+        )
     return True
 
 
@@ -181,7 +197,9 @@ default='fenchel_young'
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Class labels (1-D targets only).
+        Class labels for 1-D targets; for 2-D structures the column indices
+        ``0 .. d-1``, as :class:`~sklearn.neural_network.MLPClassifier` sets
+        for multilabel targets.
     solver_ : BaseSolver
         The fitted solver.
     out_activation_ : {'identity', 'softplus'}
@@ -257,24 +275,22 @@ feature_names_in_
 
     # ----------------------------------------------------------------- hooks
     def _validate_targets_for_fit(self, X, Y, reset):
-        X, Y = validate_data(
-            self, X, Y, reset=reset, multi_output=True, dtype=[np.float64, np.float32],
-        )
+        X, Y = validate_data(self, X, Y, reset=reset, multi_output=True, **X_VALIDATION)
         Y = np.asarray(Y)
         if Y.ndim == 2 and Y.shape[1] == 1:
             # A column vector is a 1-D label vector (with scikit-learn's warning).
             Y = column_or_1d(Y, warn=True)
         return X, Y
 
-    def _labels_mode(self, Y=None):
-        if Y is not None:
-            return Y.ndim == 1
-        return hasattr(self, "classes_")
+    def _labels_mode(self):
+        """Whether the model was fitted (or is being fitted) on 1-D class labels."""
+        return hasattr(self, "_label_encoder")
 
     def _make_solver(self, n_outputs):
         from sklearn.base import clone
 
         solver = self.solver
+        self._solver_key = _solver_key(solver)
         if isinstance(solver, str):
             solver = _solver_from_name(solver, n_outputs)
         elif isinstance(solver, _solvers.BaseSolver):
@@ -299,6 +315,21 @@ feature_names_in_
             _check_one_hot_solver(solver, n_outputs)
         return solver
 
+    def _update_solver(self, n_outputs):
+        # A warm start or partial_fit after set_params(solver=...) trains
+        # with the new solver, if the fitted model can feed it.
+        if getattr(self, "_solver_key", None) == _solver_key(self.solver):
+            return
+        previous = self.solver_
+        solver = self._make_solver(n_outputs)
+        if solver.requires_positive != previous.requires_positive:
+            raise ValueError(
+                f"solver={self.solver!r} {'needs' if solver.requires_positive else 'does not need'}"
+                f" positive costs, unlike the fitted {previous!r}: the fitted model's output "
+                "link cannot feed it. Set warm_start=False (or call fit) to train a new model."
+            )
+        self.solver_ = solver
+
     def _encode_targets(self, Y, reset):
         if Y.ndim == 1:
             check_classification_targets(Y)
@@ -319,7 +350,7 @@ feature_names_in_
                         "1-D class labels need the 'argmax' solver (one-hot structures); "
                         f"got solver={self.solver!r}. Pass 2-D structures Y to use other solvers."
                     )
-            elif not hasattr(self, "classes_"):
+            elif not self._labels_mode():
                 raise ValueError("The model was fitted on 2-D structures; Y must be 2-D too.")
             unseen = np.setdiff1d(Y, self.classes_)
             if unseen.size:
@@ -330,10 +361,13 @@ feature_names_in_
             return onehot
         if Y.ndim != 2:
             raise ValueError(f"Y must be 1-D labels or 2-D structures, got {Y.ndim}-D.")
-        if reset and hasattr(self, "classes_"):
-            del self.classes_
-        if not reset and hasattr(self, "classes_"):
+        if not reset and self._labels_mode():
             raise ValueError("The model was fitted on 1-D labels; Y must be 1-D too.")
+        if reset:
+            self.__dict__.pop("_label_encoder", None)
+            # The columns of the structures, as MLPClassifier's multilabel
+            # classes_: scikit-learn's scorers read classes_ of any classifier.
+            self.classes_ = np.arange(Y.shape[1])
         Y = Y.astype(np.float64)
         if not np.all(np.isfinite(Y)):
             raise ValueError("Input Y contains NaN or infinity.")
@@ -342,7 +376,7 @@ feature_names_in_
     def _check_fit_targets(self, targets):
         # One-hot encodings of labels are valid by construction; 2-D structures
         # must lie in the convex hull of the solver's structures.
-        if not hasattr(self, "classes_"):
+        if not self._labels_mode():
             self.solver_._check_targets(targets)
 
     def _is_argmax_like(self):
@@ -355,7 +389,7 @@ feature_names_in_
 
     def _decode(self, theta):
         structures = self.solver_(theta)
-        if hasattr(self, "classes_"):
+        if self._labels_mode():
             return self.classes_[np.argmax(structures, axis=1)]
         return np.rint(structures).astype(np.int64)
 
@@ -396,7 +430,7 @@ feature_names_in_
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             # Fit the label encoder on all classes before the first epoch.
             self._partial_classes = classes
-        elif classes is not None and hasattr(self, "classes_") and not np.array_equal(
+        elif classes is not None and self._labels_mode() and not np.array_equal(
             classes, self.classes_
         ):
             raise ValueError(
@@ -413,7 +447,11 @@ feature_names_in_
     def predict_proba(self, X):
         """Probability that each class wins under the noise, ``y_ε(θ)``.
 
-        Only for 1-D class labels with the argmax solver.
+        Only for 1-D class labels with the argmax solver. Exact for additive
+        noise and the built-in argmax (``softmax(θ/ε)`` for Gumbel noise,
+        quadrature for Gaussian noise up to 256 classes); otherwise a Monte
+        Carlo frequency in steps of ``1/n_samples``: raise ``n_samples`` after
+        fitting (``set_params(n_samples=1000)``) for finer probabilities.
 
         Parameters
         ----------
@@ -428,6 +466,26 @@ feature_names_in_
         proba = self.predict_marginals(X)
         # Monte Carlo frequencies are exact multiples of 1/M; clip tiny round-off.
         return np.clip(proba, 0.0, 1.0)
+
+    @available_if(_fitted_on_labels)
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        A class that never wins under the noise (a Monte Carlo frequency of
+        0) gets ``-inf``, as in scikit-learn's classifiers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities, in the order of ``classes_``.
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def score(self, X, y, sample_weight=None):
         """Accuracy (1-D labels) or exact-match ratio of structures (2-D).
@@ -448,7 +506,7 @@ feature_names_in_
         """
         Y_pred = self.predict(X)
         Y, sample_weight = np.asarray(to_host(y)), to_host(sample_weight)
-        if hasattr(self, "classes_"):
+        if self._labels_mode():
             Y = column_or_1d(Y, warn=True) if Y.ndim == 2 and Y.shape[1] == 1 else Y
             return accuracy_score(Y, Y_pred, sample_weight=sample_weight)
         if Y.ndim != 2 or Y.shape[1] != self.n_outputs_:
@@ -456,3 +514,9 @@ feature_names_in_
         exact = np.all(np.isclose(Y, Y_pred), axis=1)
         return float(np.average(exact, weights=sample_weight))
 
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # 1-D class labels, or 2-D targets: one structure per row.
+        tags.target_tags.multi_output = True
+        return tags

@@ -16,6 +16,7 @@ import math
 
 import numba as nb
 import numpy as np
+from scipy import sparse
 
 GAUSSIAN = 0
 GUMBEL = 1
@@ -182,8 +183,15 @@ def content_row_keys(a):
 
     Keying prediction noise by content makes a row's estimate independent of
     its position in the batch, so predictions are invariant to subsets and
-    to the order of samples.
+    to the order of samples. A sparse matrix gets the keys of its dense form,
+    densified a block of rows at a time.
     """
+    if sparse.issparse(a):
+        step = max(1, (1 << 22) // max(a.shape[1], 1))
+        return np.concatenate(
+            [content_row_keys(a[i:i + step].toarray()) for i in range(0, a.shape[0], step)]
+            or [np.empty(0, dtype=np.int64)]
+        )
     words = np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
     keys = np.full(words.shape[0], 0xCBF29CE484222325, dtype=np.uint64)
     prime = np.uint64(0x100000001B3)

@@ -13,6 +13,18 @@ from .metrics import spearman_score
 from .solvers import Ranking
 
 
+def _average_ranks(scores):
+    """Float64 ranks 1..d of each row, ties averaged (``rankdata``'s convention).
+
+    Ranked in blocks of rows: rankdata's temporaries for a whole large Y
+    doubled the peak memory of fits.
+    """
+    ranks = np.empty(scores.shape, dtype=np.float64)
+    for rows in gen_batches(scores.shape[0], 4096):
+        ranks[rows] = rankdata(scores[rows], axis=1)
+    return ranks
+
+
 class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
     """Label ranking with a perturbed ranking layer and the Fenchel–Young loss.
 
@@ -211,18 +223,18 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
             )
         # Ties in the relevance scores get their average rank: still a point of
         # the permutahedron, so still a valid Fenchel–Young target.
-        # Ranked in blocks of rows: rankdata's temporaries for the whole Y
-        # doubled the peak memory of large fits.
-        ranks = np.empty(Y.shape, dtype=np.float64)
-        for rows in gen_batches(Y.shape[0], 4096):
-            ranks[rows] = rankdata(Y[rows], axis=1)
-        return ranks
+        return _average_ranks(Y)
 
     def _decode(self, theta):
-        return self.solver_(theta)
+        # Tied scores share their average rank (the centre of the face of
+        # maximizers, as rankdata ranks): no order made up from column order.
+        return _average_ranks(theta)
 
     def predict(self, X):
         """Predicted ranks: float64 1..d per row, d for the highest score.
+
+        Items with exactly equal scores share their average rank, as in
+        :func:`scipy.stats.rankdata`.
 
         Parameters
         ----------

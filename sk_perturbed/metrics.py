@@ -326,13 +326,17 @@ def hamming_score(Y_true, Y_pred, *, sample_weight=None):
     },
     prefer_skip_nested_validation=True,
 )
-def normalized_regret(costs, Y_pred, *, Y_true=None, solver=None):
+def normalized_regret(costs, Y_pred, *, Y_true=None, solver=None, sense=None):
     """Excess cost of predicted structures, relative to the optimal cost.
 
     With cost vectors ``c_i`` (to be minimised), predicted structures
     ``y_hat_i`` and optimal structures ``y*_i = argmin_y <c_i, y>``::
 
         regret = sum_i (<c_i, y_hat_i> - <c_i, y*_i>) / sum_i |<c_i, y*_i>|
+
+    For a maximisation problem (``sense='max'``) the rows of ``costs`` are
+    values, ``y*_i = argmax_y <c_i, y>``, and the regret is the value lost,
+    ``sum_i (<c_i, y*_i> - <c_i, y_hat_i>) / sum_i |<c_i, y*_i>|``.
 
     Parameters
     ----------
@@ -351,6 +355,11 @@ def normalized_regret(costs, Y_pred, *, Y_true=None, solver=None):
         ``(n_samples, n_labels)`` minimising structures, e.g. a fitted
         minimising solver object of :mod:`sk_perturbed.solvers`. Used to
         compute ``Y_true`` when it is not given.
+
+    sense : {'min', 'max'}, default=None
+        Whether the structures minimise costs or maximise values. ``None``
+        takes ``solver.sense`` when the solver has one (every solver of
+        :mod:`sk_perturbed.solvers` does), else ``'min'``.
 
     Returns
     -------
@@ -378,6 +387,10 @@ def normalized_regret(costs, Y_pred, *, Y_true=None, solver=None):
             "Pass exactly one of Y_true (the optimal structures) or solver "
             "(a callable returning them for a batch of costs)."
         )
+    if sense is None:
+        sense = getattr(solver, "sense", "min")
+    if sense not in ("min", "max"):
+        raise ValueError(f"sense must be 'min' or 'max', got {sense!r}.")
     costs, Y_pred, _ = _check_targets(costs, Y_pred, names=("costs", "Y_pred"))
     if Y_true is None:
         Y_true = solver(costs)
@@ -397,7 +410,8 @@ def normalized_regret(costs, Y_pred, *, Y_true=None, solver=None):
             "normalized_regret is undefined: every optimal cost <c_i, y*_i> is zero."
         )
     predicted = np.einsum("ij,ij->i", costs, Y_pred)
-    return float(np.sum(predicted - optimal) / scale)
+    excess = predicted - optimal if sense == "min" else optimal - predicted
+    return float(np.sum(excess) / scale)
 
 
 def normalized_regret_scorer(estimator, X, y):
@@ -413,14 +427,16 @@ def normalized_regret_scorer(estimator, X, y):
     estimator : estimator object
         Fitted estimator with ``predict`` returning structures of shape
         ``(n_samples, n_labels)`` and a ``solver_`` attribute: the fitted
-        (minimising) solver, callable on an ``(n_samples, n_labels)`` cost
-        batch, used to compute the optimal structures.
+        solver, callable on an ``(n_samples, n_labels)`` batch of costs,
+        used to compute the optimal structures. Its ``sense`` (``'min'``
+        unless it says ``'max'``) tells whether ``y`` holds costs or values.
 
     X : array-like of shape (n_samples, n_features)
         Input data.
 
     y : array-like of shape (n_samples, n_labels)
-        The true **cost vectors** (not structures).
+        The true **cost vectors** (values for a maximising solver), not
+        structures.
 
     Returns
     -------

@@ -6,10 +6,11 @@ import warnings
 import numba
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification
 from sklearn.dummy import DummyClassifier
-from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
+from sklearn.exceptions import ConvergenceWarning, FitFailedWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neural_network import MLPClassifier
@@ -19,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sk_perturbed import PerturbedRankingRegressor, PerturbedStructuredClassifier
 from sk_perturbed.datasets import make_perfect_ranks, make_shortest_path
 from sk_perturbed.metrics import normalized_regret
-from sk_perturbed.solvers import CallableSolver, DAGShortestPath, TopK
+from sk_perturbed.solvers import CallableSolver, DAGShortestPath, GridShortestPath, TopK
 
 LOSSES = ["fenchel_young", "perturbed_squared", "squared", "blackbox"]
 
@@ -599,3 +600,180 @@ def test_user_solver_subclass_targets_are_not_checked_and_stale_classes_are_drop
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
     np.testing.assert_array_equal(model.classes_, [0, 1, 2])
+
+
+# ------------------------------------------- scikit-learn integration details
+def _topk_problem(n=120, d=6, k=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 4))
+    return X, TopK(k=k)(X @ rng.standard_normal((4, d))).astype(int)
+
+
+def test_scorers_work_on_structures():
+    # scikit-learn's scorers read classes_ of every classifier: with 2-D
+    # structures it holds the column indices, as MLPClassifier's multilabel.
+    from sklearn.model_selection import cross_val_score
+
+    from sk_perturbed.metrics import hamming_score, hamming_scorer
+
+    X, Y = _topk_problem()
+    model = PerturbedStructuredClassifier(solver=TopK(k=2), max_iter=30, random_state=0)
+    model.fit(X, Y)
+    np.testing.assert_array_equal(model.classes_, np.arange(6))
+    assert hamming_scorer(model, X, Y) == pytest.approx(hamming_score(Y, model.predict(X)))
+    scores = cross_val_score(clone(model), X, Y, scoring="accuracy", cv=3, error_score="raise")
+    assert np.all(scores > 0.5)
+    assert not hasattr(model, "predict_proba") and not hasattr(model, "predict_log_proba")
+    # Refitting on labels brings the label classes back.
+    model.set_params(solver="argmax").fit(X, Y.argmax(axis=1) % 3)
+    np.testing.assert_array_equal(model.classes_, [0, 1, 2])
+
+
+def test_predict_log_proba(blobs):
+    X, y = blobs
+    model = PerturbedStructuredClassifier(model="linear", max_iter=20, random_state=0).fit(X, y)
+    np.testing.assert_allclose(np.exp(model.predict_log_proba(X)), model.predict_proba(X))
+    # A Monte Carlo frequency of 0 is log 0 = -inf, without a warning.
+    model = PerturbedStructuredClassifier(
+        model="linear", perturbation="multiplicative", n_samples=2, max_iter=20, random_state=0
+    ).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        log_proba = model.predict_log_proba(X)
+    assert np.isneginf(log_proba).any()
+
+
+def test_failed_fit_leaves_the_previous_model(blobs):
+    X, Y = _topk_problem()
+    Y_bad = TopK(k=3)(X @ np.ones((4, 6)) + np.arange(6))
+    model = PerturbedStructuredClassifier(solver=TopK(k=2), max_iter=5, random_state=0)
+    with pytest.raises(ValueError, match="k = 2"):
+        model.fit(X, Y_bad)
+    with pytest.raises(NotFittedError):
+        model.predict(X)  # not a silently untrained model
+    model.fit(X, Y)
+    before = model.predict(X), [W.copy() for W in model.coefs_], model.n_iter_
+    with pytest.raises(ValueError, match="k = 2"):
+        model.fit(X, Y_bad)
+    np.testing.assert_array_equal(model.predict(X), before[0])
+    assert model.n_iter_ == before[2]
+    # A continued fit that diverges puts back the weights and the optimizer.
+    X_labels, y = blobs
+    model = PerturbedStructuredClassifier(model="linear", max_iter=3, random_state=0)
+    model.fit(X_labels, y)
+    coefs, t, curve = [W.copy() for W in model.coefs_], model.t_, list(model.loss_curve_)
+    model.set_params(warm_start=True, learning_rate_init=1e300)
+    with pytest.raises(ValueError, match="diverged"):
+        model.fit(X_labels, y)
+    for W, W0 in zip(model.coefs_, coefs):
+        np.testing.assert_array_equal(W, W0)
+    assert (model.t_, model.loss_curve_) == (t, curve)
+    assert model._optimizer.params[0] is model.coefs_[0]
+
+
+def test_warm_start_follows_a_changed_solver():
+    X, Y2 = _topk_problem(k=2)
+    _, Y3 = _topk_problem(k=3)
+    model = PerturbedStructuredClassifier(
+        solver=TopK(k=2), warm_start=True, max_iter=5, random_state=0
+    ).fit(X, Y2)
+    model.set_params(solver__k=3).fit(X, Y3)
+    assert model.solver_.k == 3
+    assert np.all(model.predict(X).sum(axis=1) == 3)
+    with pytest.raises(ValueError, match="positive costs"):
+        model.set_params(solver=GridShortestPath(shape=(2, 3))).partial_fit(X, Y3)
+    assert model.solver_.k == 3
+
+
+def test_warm_start_follows_changed_optimizer_and_stopping_parameters(blobs):
+    X, y = blobs
+    model = PerturbedStructuredClassifier(model="linear", max_iter=2, warm_start=True,
+                                          random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+        adam = model._optimizer
+        model.fit(X, y)
+        assert model._optimizer is adam  # unchanged settings: the state carries on
+        model.set_params(optimizer="sgd", learning_rate_init=0.05).fit(X, y)
+        assert type(model._optimizer).__name__ == "SGDOptimizer"
+        assert model._optimizer.lr == 0.05
+        model.set_params(early_stopping=True).fit(X, y)
+    assert len(model.validation_scores_) == 2 and model.best_loss_ is None
+    assert model.n_iter_ == 8
+
+
+def test_keyboard_interrupt_keeps_the_model(ranks, monkeypatch):
+    X, Y = ranks[0][:300], ranks[1][:300]
+    params = dict(model="linear", tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ten_epochs = PerturbedRankingRegressor(max_iter=10, **params).fit(X, Y)
+    run_epoch = PerturbedRankingRegressor._run_epoch
+
+    def interrupted(self, *args):
+        if self.n_iter_ == 10:
+            raise KeyboardInterrupt
+        return run_epoch(self, *args)
+
+    monkeypatch.setattr(PerturbedRankingRegressor, "_run_epoch", interrupted)
+    model = PerturbedRankingRegressor(max_iter=50, **params)
+    with pytest.warns(UserWarning, match="interrupted by user"):
+        model.fit(X, Y)
+    # As scikit-learn's MLPs: the epochs done so far are kept.
+    assert model.n_iter_ == 10 and model.loss_curve_ == ten_epochs.loss_curve_
+    for W, W_ten in zip(model.coefs_, ten_epochs.coefs_):
+        np.testing.assert_array_equal(W, W_ten)
+
+
+@pytest.mark.parametrize("Estimator", [PerturbedRankingRegressor, PerturbedStructuredClassifier])
+def test_sparse_X_gives_the_dense_fit(Estimator, ranks, blobs):
+    import scipy.sparse as sp
+
+    X, Y = (ranks[0][:300], ranks[1][:300]) if Estimator is PerturbedRankingRegressor else blobs
+    X = np.where(np.abs(X) < 0.8, 0.0, X)
+    params = dict(max_iter=5, early_stopping=True, random_state=0)
+    dense = Estimator(**params).fit(X, Y)
+    for X_sparse in (sp.csr_matrix(X), sp.csc_array(X)):
+        model = Estimator(**params).fit(X_sparse, Y)
+        for W, W_dense in zip(model.coefs_, dense.coefs_):
+            np.testing.assert_allclose(W, W_dense, rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(model.predict(X_sparse), dense.predict(X))
+        np.testing.assert_allclose(
+            model.predict_marginals(X_sparse), dense.predict_marginals(X), atol=1e-12
+        )
+
+
+def test_ranker_predicts_average_ranks_for_tied_scores(small_ranks):
+    X, Y = small_ranks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = PerturbedRankingRegressor(model="linear", max_iter=2, random_state=0).fit(X, Y)
+    model.coefs_[0][:, 1] = model.coefs_[0][:, 0]
+    model.intercepts_[0][1] = model.intercepts_[0][0]  # items 0 and 1 always tie
+    ranks = model.predict(X)
+    np.testing.assert_array_equal(ranks[:, 0], ranks[:, 1])
+    np.testing.assert_array_equal(ranks, rankdata(model.predict_scores(X), axis=1))
+    # A constant model ranks nothing: Spearman 0, not an order made up from columns.
+    model.coefs_[0][:] = 0
+    model.intercepts_[0][:] = 0.5
+    assert model.score(X, Y) == 0.0
+
+
+@pytest.mark.parametrize("n_batches", [1, 4])
+def test_reported_loss_counts_the_l2_term_of_every_batch(small_ranks, n_batches):
+    from sk_perturbed.perturbed import squared_loss
+
+    X, Y = small_ranks
+    # A step too small to move the weights: the epoch's loss is at the initial ones.
+    model = PerturbedRankingRegressor(
+        loss="squared", alpha=3.0, batch_size=len(X) // n_batches, learning_rate_init=1e-300,
+        max_iter=1, shuffle=False, random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, Y)
+    data_term = squared_loss(model.predict_scores(X), rankdata(Y, axis=1))[0].mean()
+    l2 = 0.5 * 3.0 * sum(np.vdot(W, W) for W in model.coefs_)
+    # Each batch's objective has its own L2 term, as in scikit-learn's MLPs.
+    assert model.loss_curve_[0] == pytest.approx(data_term + n_batches * l2 / len(X), rel=1e-12)

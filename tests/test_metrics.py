@@ -281,3 +281,20 @@ def test_normalized_regret_scorer_needs_solver():
     est = LinearRegression().fit(np.eye(2), np.eye(2))
     with pytest.raises(ValueError, match=r"fitted solver in LinearRegression\.solver_"):
         normalized_regret_scorer(est, np.eye(2), np.eye(2))
+
+
+def test_normalized_regret_of_a_maximising_solver_is_the_value_lost():
+    from sk_perturbed.solvers import TopK
+
+    values = np.array([[3.0, 1.0, 2.0], [0.5, 4.0, 1.0]])
+    best = TopK(k=1)(values)
+    # A maximising solver's sense is taken: its own argmax has regret 0.
+    assert normalized_regret(values, best, solver=TopK(k=1)) == 0.0
+    worst = np.array([[0, 1, 0], [1, 0, 0]])
+    # (3 - 1) + (4 - 0.5) lost, over 3 + 4.
+    assert normalized_regret(values, worst, solver=TopK(k=1)) == pytest.approx(5.5 / 7)
+    assert normalized_regret(values, worst, Y_true=best, sense="max") == pytest.approx(5.5 / 7)
+    # The same Y_true read as costs: the predictions are cheaper than "optimal".
+    assert normalized_regret(values, worst, Y_true=best) == pytest.approx(-5.5 / 7)
+    with pytest.raises(ValueError, match="sense must be 'min' or 'max'"):
+        normalized_regret(values, worst, Y_true=best, sense="maximise")
