@@ -111,7 +111,8 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
     shuffle : bool, default=True
         Whether to shuffle the samples at each epoch.
     warm_start : bool, default=False
-        Whether ``fit`` continues from the current weights.
+        Whether ``fit`` continues from the current weights (and the
+        optimizer state, unless an optimizer parameter changed).
     random_state : int, RandomState instance or None, default=None
         Seeds initialization, shuffling, the validation split and the noise.
     verbose : bool, default=False
