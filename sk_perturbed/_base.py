@@ -246,7 +246,22 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
     # --------------------------------------------------------------- helpers
     def _validate_for_predict(self, X):
         check_is_fitted(self)
+        if self.__dict__.get("_scoring_validated_input"):
+            return X  # the fit's own validation split, validated with the training data
         return validate_data(self, to_host(X), reset=False, **X_VALIDATION)
+
+    @contextlib.contextmanager
+    def _validated_input(self):
+        """Score the validation split without validating it again.
+
+        It was validated with the training data, which also dropped its
+        feature names: validating it again would warn at every epoch.
+        """
+        self._scoring_validated_input = True
+        try:
+            yield
+        finally:
+            del self._scoring_validated_input
 
     def _scores(self, X):
         """θ for an X that went through :meth:`_validate_for_predict`."""
@@ -497,6 +512,8 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         with training_threads(self.n_jobs), self._parameters_on(device):
             if incremental:
                 self._run_epoch(data, np.arange(X.shape[0]), loss, rng)
+                # best_loss_ as in scikit-learn's MLPs (partial_fit never stops).
+                self._update_no_improvement_count(data, None)
                 return self
             self._fit_epochs(data, Y, loss, rng)
         return self
@@ -508,14 +525,18 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         train_idx = np.arange(n)
         if self.early_stopping:
             stratify = self._stratify_labels(Y)
+            # Seeded by the fit alone: every warm-started fit holds out the same
+            # rows, so best_validation_score_ stays comparable across fits.
             train_idx, val_idx = train_test_split(
-                train_idx, test_size=self.validation_fraction, random_state=rng,
-                stratify=stratify,
+                train_idx, test_size=self.validation_fraction,
+                random_state=_epoch_seed(self._seed, -2) % (2**32), stratify=stratify,
             )
-            if len(train_idx) < 1 or len(val_idx) < 1:
+            if len(train_idx) < 1 or len(val_idx) < 2:
                 raise ValueError(
                     f"early_stopping with validation_fraction={self.validation_fraction} leaves "
-                    f"an empty training or validation set for {n} samples."
+                    f"{len(train_idx)} training and {len(val_idx)} validation samples of {n}: "
+                    "the validation set needs at least 2 and the training set 1. Increase "
+                    "validation_fraction or the size of the data set."
                 )
             for name, part in (("training", train_idx), ("validation", val_idx)):
                 if not sample_weight[part].sum() > 0:
@@ -543,21 +564,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         """Epochs until the stopping rule or ``max_iter`` (with its ConvergenceWarning)."""
         for _ in range(self.max_iter):
             self._run_epoch(data, train_idx, loss, rng)
-            if self.early_stopping:
-                with self._host_parameters(data.device):
-                    score = self.score(*validation)
-                self.validation_scores_.append(score)
-                if self.verbose:
-                    print(f"Validation score: {score:f}")
-                improved = score > self.best_validation_score_ + self.tol
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    self._best_params = [p.copy() for p in self.coefs_ + self.intercepts_]
-            else:
-                last = self.loss_curve_[-1]
-                improved = last < self.best_loss_ - self.tol
-                self.best_loss_ = min(self.best_loss_, last)
-            self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+            self._update_no_improvement_count(data, validation)
             if self._no_improvement_count > self.n_iter_no_change:
                 if self._optimizer.on_plateau(self.verbose):
                     self._no_improvement_count = 0
@@ -573,6 +580,24 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
             )
+
+    def _update_no_improvement_count(self, data, validation):
+        """Compare the epoch with the best so far (validation score, or training loss)."""
+        if validation is not None:
+            with self._host_parameters(data.device), self._validated_input():
+                score = self.score(*validation)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            improved = score > self.best_validation_score_ + self.tol
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = [p.copy() for p in self.coefs_ + self.intercepts_]
+        else:
+            last = self.loss_curve_[-1]
+            improved = last < self.best_loss_ - self.tol
+            self.best_loss_ = min(self.best_loss_, last)
+        self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
 
     def _stratify_labels(self, Y):
         return None

@@ -113,7 +113,8 @@ class PerturbedStructuredClassifier(ClassifierMixin, BasePerturbedEstimator):
     perturbation : {'additive', 'multiplicative'}, default='additive'
         ``θ + εZ``, or ``θ ⊙ exp(εZ - ε²/2)``, which keeps the sign of each
         score: use 'multiplicative' (with Gaussian noise) for solvers that need
-        non-negative costs.
+        non-negative costs. The FY loss is then taken at θ / mean|θ| per row:
+        it is positively homogeneous in θ and would shrink θ to 0.
     loss : {'fenchel_young', 'perturbed_squared', 'squared', 'blackbox'}, \
 default='fenchel_young'
         'fenchel_young' is the perturbed FY loss (gradient ``y_ε(θ) - y``);

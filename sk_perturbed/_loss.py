@@ -9,6 +9,7 @@ picks the path: the fast CPU path, or, when the model trains on the GPU
 
 import numpy as np
 
+from ._noise import _array_namespace
 from .perturbed import (
     _blackbox_from,
     _fast_loss_gradient,
@@ -70,10 +71,31 @@ class _PerturbedLossMixin(_BaseLoss):
 
 
 class FenchelYoungLoss(_PerturbedLossMixin):
-    """Perturbed Fenchel–Young loss (reported up to the constant εΩ(y))."""
+    """Perturbed Fenchel–Young loss (reported up to the constant εΩ(y)).
+
+    With the multiplicative perturbation it is taken at θ / mean|θ| per row.
+    There ``F̂_ε(cθ) = c F̂_ε(θ)`` for c > 0, so the loss is positively
+    homogeneous, ``L(cθ) = c L(θ)`` with ``L ≥ 0``: its infimum is at θ → 0,
+    and a model trained on it shrinks every score towards 0 until the
+    decisions degrade. The solutions ``y*(θ̃)`` do not depend on the scale of
+    θ, so the scale-free loss keeps what the decisions need and removes the
+    shrinking (its gradient is orthogonal to θ).
+    """
 
     _kind = "fenchel_young"
     _public = staticmethod(fenchel_young_loss)
+
+    def loss_gradient(self, theta, y, row_keys, seed):
+        if self.optimizer.perturbation != "multiplicative":
+            return super().loss_gradient(theta, y, row_keys, seed)
+        xp = _array_namespace(theta)
+        # θ_j = 0 is refused by the perturbation itself; tiny keeps 0/0 away.
+        scale = xp.maximum(xp.abs(theta).mean(axis=1, keepdims=True), np.finfo(theta.dtype).tiny)
+        theta_n = theta / scale
+        values, grad_n = super().loss_gradient(theta_n, y, row_keys, seed)
+        # Chain rule through θ / mean|θ|.
+        radial = (grad_n * theta_n).sum(axis=1, keepdims=True) / theta.shape[1]
+        return values, (grad_n - xp.sign(theta) * radial) / scale
 
     def _device_loss_gradient(self, theta, y, row_keys, seed):
         po = self.optimizer

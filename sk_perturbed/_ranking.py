@@ -43,7 +43,8 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
         Distribution of the noise Z.
     perturbation : {'additive', 'multiplicative'}, default='additive'
         ``θ + εZ``, or ``θ ⊙ exp(εZ - ε²/2)``, which keeps the sign of each score
-        (Gaussian noise only).
+        (Gaussian noise only; the FY loss is then taken at θ / mean|θ| per
+        row, since it would otherwise shrink θ to 0).
     loss : {'fenchel_young', 'perturbed_squared', 'squared', 'blackbox'}, default='fenchel_young'
         'fenchel_young' is the perturbed FY loss (gradient ``y_ε(θ) - y``);
         'perturbed_squared' is ``½‖y - y_ε(θ)‖²``; 'squared' regresses the ranks
