@@ -4,10 +4,11 @@
     python benchmarks/gpu_check.py --cpu-only   # the CPU side of the kernel timings
 
 Checks that the GPU noise stream, the GPU solvers and the Monte Carlo
-estimates agree with the numba backend, that training on the GPU gives the
-fit of the CPU (same keyed noise; fitted attributes NumPy, pickling), then
-times the ranking and argmax kernels (n=4096, d=100, M=100), short fits, and
-epochs of the speed benchmark's ranking case, numba (all CPU threads of that
+estimates agree with the numba backend (to rounding: both draw the same keyed
+noise, see :func:`estimate_parity`), that training on the GPU gives the fit
+of the CPU (same keyed noise; fitted attributes NumPy, pickling), then times
+the ranking and argmax kernels (n=4096, d=100, M=100), short fits, and epochs
+of the speed benchmark's ranking case, numba (all CPU threads of that
 machine) vs CuPy. Writes everything it prints to
 ``benchmarks/results/gpu_check.txt``. Without CuPy or a visible GPU it prints
 why and exits with status 0, writing nothing.
@@ -57,24 +58,70 @@ def _time(fn, sync, repeat=5):
     return float(np.median(times))
 
 
-def check_kernels(cp, say):
-    """Noise, solvers and estimates against the numba backend; kernel and fit timings."""
-    from sk_perturbed import PerturbedRankingRegressor
-    from sk_perturbed import _cupy_backend as cb
-    from sk_perturbed._noise import sample_noise
-    from sk_perturbed.datasets import make_perfect_ranks
-    from sk_perturbed.perturbed import PerturbedOptimizer
-    from sk_perturbed.solvers import Argmax, DAGShortestPath, Ranking, TopK
+#: CPU and GPU draw the same keyed noise and run exact solvers, so their
+#: estimates agree to rounding (summation order, CUDA's last-ulp exp/log).
+PARITY_RTOL = 1e-9
+#: Rows allowed beyond rounding, and then only within 5 Monte Carlo standard
+#: errors: a ziggurat acceptance test within an ulp of its threshold can flip
+#: on the GPU and shift the rest of that row's noise stream (module docstring
+#: of sk_perturbed/_cupy_backend.py). It is rare enough that one row suffices.
+MAX_FLIPPED_ROWS = 1
 
+OUTPUTS = ("y_eps", "expected_max", "expected_max_grad", "vjp")
+
+
+def on_host(cp, estimate):
+    """A PerturbedEstimate of CuPy arrays copied to NumPy."""
+    return type(estimate)(*(None if a is None else cp.asnumpy(a) for a in estimate))
+
+
+def estimate_parity(gpu, cpu, other):
+    """Whether the host copies of GPU estimates ``gpu`` match the CPU's ``cpu``.
+
+    Each output must agree with the CPU's to ``PARITY_RTOL``, relative to the
+    entry and to the output's largest magnitude, except at most
+    ``MAX_FLIPPED_ROWS`` rows, which must then be within 5 Monte Carlo standard
+    errors; ``other``, the CPU estimate with another seed, gives that scale
+    (the spread of ``other - cpu`` is √2 standard errors).
+
+    Returns ``(ok, worst relative difference, indices of the rows beyond rounding)``.
+    """
+    worst, off_rows, within_mc = 0.0, set(), True
+    for name in OUTPUTS:
+        got, ref, alt = getattr(gpu, name), getattr(cpu, name), getattr(other, name)
+        if ref is None:
+            continue
+        scale = max(float(np.abs(ref).max()), 1e-300)
+        diff = np.abs(got - ref).reshape(len(ref), -1)
+        worst = max(worst, float(diff.max()) / scale)
+        bad = (diff > PARITY_RTOL * (np.abs(ref).reshape(diff.shape) + scale)).any(axis=1)
+        if bad.any():
+            off_rows |= set(np.flatnonzero(bad).tolist())
+            within_mc &= float(diff[bad].max()) <= 5 * float(np.std(alt - ref))
+    ok = len(off_rows) <= MAX_FLIPPED_ROWS and within_mc
+    return ok, worst, sorted(off_rows)
+
+
+def check_kernels(cp, say):
+    """Parity with the numba backend, then kernel and fit timings."""
     props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
     name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
     say(f"device: {name}; CuPy {cp.__version__}; CPU: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores")
-    sync = cp.cuda.Device().synchronize
+    failures = check_parity(cp, say)
+    time_kernels(cp, say)
+    return failures
+
+
+def check_parity(cp, say):
+    """Noise, solvers and estimates against the numba backend; the number of failures."""
+    from sk_perturbed import _cupy_backend as cb
+    from sk_perturbed._noise import sample_noise
+    from sk_perturbed.perturbed import PerturbedOptimizer
+    from sk_perturbed.solvers import Argmax, DAGShortestPath, Ranking, TopK
+
     rng = np.random.default_rng(0)
     failures = 0
-
-    # ---- parity ---------------------------------------------------------
     say("\n== parity ==")
     keys = np.array([0, 1, 2**40, 12345], dtype=np.int64)
     for noise in ("gaussian", "gumbel"):
@@ -106,15 +153,23 @@ def check_kernels(cp, say):
         cpu = PerturbedOptimizer(solver, backend="numba", **kw).estimate(theta, v)
         gpu = PerturbedOptimizer(solver, **kw).estimate(cp.asarray(theta), cp.asarray(v))
         other = PerturbedOptimizer(solver, backend="numba", **{**kw, "random_state": 4})
-        mc = float(np.std(other.estimate(theta, v).y_eps - cpu.y_eps)) / np.sqrt(2)
-        worst = max(float(np.max(np.abs(cp.asnumpy(getattr(gpu, k)) - getattr(cpu, k))))
-                    for k in ("y_eps", "expected_max", "expected_max_grad", "vjp"))
-        ok = worst <= 5 * mc + 1e-9
+        ok, worst, rows = estimate_parity(on_host(cp, gpu), cpu, other.estimate(theta, v))
         failures += not ok
-        say(f"estimate {type(solver).__name__:15s} {params!s:34s}: max |gpu - cpu| {worst:.2e} "
-            f"(MC s.e. {mc:.2e}) {'OK' if ok else 'FAIL'}")
+        say(f"estimate {type(solver).__name__:15s} {params!s:34s}: max relative |gpu - cpu| "
+            f"{worst:.1e}, rows beyond rtol {PARITY_RTOL:g}: {len(rows)} of {len(theta)} "
+            f"(at most {MAX_FLIPPED_ROWS}, within 5 MC s.e.) {'OK' if ok else 'FAIL'}")
+    return failures
 
-    # ---- timings --------------------------------------------------------
+
+def time_kernels(cp, say):
+    """Kernels (y_eps, +VJP) and short fits, numba against CuPy."""
+    from sk_perturbed import PerturbedRankingRegressor
+    from sk_perturbed.datasets import make_perfect_ranks
+    from sk_perturbed.perturbed import PerturbedOptimizer
+    from sk_perturbed.solvers import Argmax, Ranking
+
+    sync = cp.cuda.Device().synchronize
+    rng = np.random.default_rng(0)
     say("\n== timings (median of 5, seconds) ==")
     n, d, m = KERNEL_SIZE
     theta = rng.normal(size=(n, d))
@@ -151,7 +206,6 @@ def check_kernels(cp, say):
         say(f"fit PerturbedRankingRegressor n=4096 d=100 M=100 3 epochs batch={batch_size}: "
             f"numba {times['numba']:.2f}s (rho {times['numba_score']:.3f})  cupy {times['cupy']:.2f}s "
             f"(rho {times['cupy_score']:.3f})  (whole training on the GPU)")
-    return failures
 
 
 def check_training(cp, say, n_headline=100_000, ms_headline=(10, 100)):

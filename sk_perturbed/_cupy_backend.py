@@ -31,11 +31,15 @@ shape (n, d) the GPU path
 Everything but the two CUDA kernels is written against an array namespace
 ``xp``, so the same code runs with ``xp = numpy`` (see :func:`numpy_device`),
 which is how it is tested without a GPU. Rows are processed in chunks so that
-the (rows, M, d) temporaries stay below ``max_elements`` entries.
+the (rows, M, d) temporaries stay below ``max_elements`` entries (see
+:data:`MAX_ELEMENTS` for the device memory this takes).
 
 Outputs follow the input: a CuPy θ gives CuPy outputs; a NumPy θ (e.g.
 ``backend='cupy'`` inside the estimators, whose model stays on the CPU) gives
-NumPy outputs.
+NumPy outputs. Estimates that are not finite raise the CPU backends' error
+(:func:`estimate_cupy`); the training loop's path (:func:`estimate_with`)
+leaves that to the loop's once-per-epoch check, so that a mini-batch does not
+wait for the device.
 """
 
 import warnings
@@ -43,8 +47,8 @@ import warnings
 import numpy as np
 
 from ._noise import _ZIG_F, _ZIG_R, _ZIG_X, NOISE_IDS, sample_noise
-from ._validation import check_row_keys, check_same_shape, check_theta
-from .perturbed import _accumulate
+from ._validation import check_device_theta, check_row_keys, check_same_shape, check_theta
+from .perturbed import _accumulate, _check_estimated_values
 from .solvers._basic import Argmax, Ranking, TopK
 from .solvers._paths import DAGShortestPath
 
@@ -52,8 +56,16 @@ __all__ = [
     "estimate_cupy", "estimate_for", "estimate_with", "cupy_device", "numpy_device", "gpu_solver",
 ]
 
-#: Largest number of entries of one (rows, M, d) temporary (float64: 512 MiB).
-MAX_ELEMENTS = 1 << 26
+#: Largest number of entries of one (rows, M, d) temporary (float64: 128 MiB).
+#: A chunk holds several such temporaries at once. Measured with ``xp = numpy``
+#: (tracemalloc; tests/test_cupy_backend.py keeps it so), the peak of a chunk
+#: is 3.2x one temporary for Argmax, 3.6x for DAGShortestPath, 6.0x for
+#: Ranking and TopK, 5.1x to 7.1x with ``perturbation='multiplicative'`` (a
+#: VJP adds < 0.1x): at most ~0.9 GiB here, where 2**26 took ~3.5 GiB. CuPy's
+#: argsort (Ranking, TopK) adds its index and sort buffers on top (not
+#: measured: no GPU), so a call needs ~1.5 GiB, which 4-8 GB cards have. The
+#: price of smaller chunks is a few more kernel launches per call.
+MAX_ELEMENTS = 1 << 24
 
 _BLOCK = 128
 
@@ -262,7 +274,12 @@ _CUPY_DEVICE = None
 
 
 def cupy_device():
-    """The CuPy device (compiled kernels are cached by CuPy per process)."""
+    """The CuPy device, one per process.
+
+    CuPy compiles and loads the kernels once per CUDA device; the ziggurat
+    tables are copied once per CUDA device too, so a call made under
+    ``with cupy.cuda.Device(i):`` reads them from device ``i``.
+    """
     global _CUPY_DEVICE
     if _CUPY_DEVICE is not None:
         return _CUPY_DEVICE
@@ -279,8 +296,15 @@ def cupy_device():
     )
     noise_kernel = module.get_function("skp_noise_kernel")
     dag_kernel = module.get_function("skp_dag_kernel")
-    zx = cp.asarray(_ZIG_X, dtype=cp.float64)
-    zf = cp.asarray(_ZIG_F, dtype=cp.float64)
+    tables = {}  # CUDA device id -> (zx, zf) in that device's memory
+
+    def ziggurat_tables():
+        device_id = cp.cuda.Device().id
+        if device_id not in tables:
+            tables[device_id] = (
+                cp.asarray(_ZIG_X, dtype=cp.float64), cp.asarray(_ZIG_F, dtype=cp.float64)
+            )
+        return tables[device_id]
 
     def noise(seed, row_keys, n_samples, d, noise, antithetic):
         keys = cp.ascontiguousarray(cp.asarray(row_keys, dtype=cp.int64))
@@ -288,6 +312,7 @@ def cupy_device():
         out = cp.empty((n, n_samples, d), dtype=cp.float64)
         total = n * n_samples
         if total:
+            zx, zf = ziggurat_tables()
             noise_kernel(
                 ((total + _BLOCK - 1) // _BLOCK,), (_BLOCK,),
                 noise_kernel_args(keys, n_samples, d, seed, noise, antithetic, zx, zf, out),
@@ -440,11 +465,13 @@ def estimate_on(
     for start in range(0, n, chunk):
         sl = slice(start, min(n, start + chunk))
         z = device.sample_noise(seed, row_keys[sl], n_samples, d, noise, antithetic)
-        parts.append(_accumulate(
-            solve, theta[sl], z, epsilon=epsilon, noise=noise,
-            multiplicative=multiplicative, antithetic=antithetic, sign=sign,
-            v=None if v is None else v[sl], control_variate=control_variate,
-        ))
+        # Overflow is reported by the callers (as on the CPU), not warned about.
+        with np.errstate(over="ignore", invalid="ignore"):
+            parts.append(_accumulate(
+                solve, theta[sl], z, epsilon=epsilon, noise=noise,
+                multiplicative=multiplicative, antithetic=antithetic, sign=sign,
+                v=None if v is None else v[sl], control_variate=control_variate,
+            ))
     if len(parts) == 1:
         return parts[0]
     y_eps, grad, value, vjp = (
@@ -458,7 +485,9 @@ def estimate_with(device, po, theta, row_keys, seed, v=None):
     """:func:`estimate_on` with the parameters of ``po``, for trusted float64 device arrays.
 
     The training loop's path: θ comes from the model on the device, the keys
-    and seed from the epoch loop, so nothing is validated or copied here.
+    and seed from the epoch loop, so nothing is validated or copied here, and
+    nothing waits for the device (non-finite estimates surface in the loop's
+    once-per-epoch check).
     """
     return estimate_on(
         device, po.solver, theta=theta, row_keys=row_keys, seed=seed,
@@ -475,7 +504,9 @@ def estimate_cupy(
     """GPU estimates for a validated θ (NumPy or CuPy); outputs follow θ's type.
 
     Returns a :class:`~sk_perturbed.perturbed.PerturbedEstimate` in
-    ``out_dtype`` (default: float32 for a float32 θ, else float64).
+    ``out_dtype`` (default: float32 for a float32 θ, else float64). Raises the
+    ``ValueError`` of the CPU backends when an estimated F̂ is not finite (θ or
+    ε so large that the perturbed problems overflow, or a solver failure).
     """
     from .perturbed import PerturbedEstimate
 
@@ -492,6 +523,14 @@ def estimate_cupy(
         epsilon=epsilon, noise=noise, multiplicative=multiplicative, antithetic=antithetic,
         sign=sign, v=v_d, control_variate=control_variate,
     )
+    # One reduction (one wait for the device) per call; the offending row is
+    # then diagnosed on the host with the CPU backends' message.
+    if not bool(xp.isfinite(value).all()):
+        _check_estimated_values(
+            solver, np.asarray(device.to_host(value)), theta=theta_d, row_keys=row_keys,
+            seed=seed, n_samples=n_samples, epsilon=epsilon, noise=noise,
+            multiplicative=multiplicative, antithetic=antithetic,
+        )
 
     def out(a):
         if a is None:
@@ -500,27 +539,6 @@ def estimate_cupy(
         return a if on_device else np.asarray(device.to_host(a))
 
     return PerturbedEstimate(out(y), out(value), out(grad), out(vjp))
-
-
-def _check_device_theta(device, a, solver, name, reference=None):
-    """Checks of ``check_theta``/``check_same_shape`` done on the device."""
-    xp = device.xp
-    if a.ndim != 2:
-        raise ValueError(f"Expected a 2D array for {name}, got {a.ndim}D array instead.")
-    if reference is None and (a.shape[0] < 1 or a.shape[1] < 1):
-        raise ValueError(f"{name} must have at least one row and one column, got {a.shape}.")
-    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-        raise ValueError(f"{name} must be numeric, got dtype {a.dtype}.")
-    if not bool(xp.isfinite(a).all()):
-        raise ValueError(f"Input {name} contains NaN or infinity.")
-    if reference is not None and a.shape != reference.shape:
-        raise ValueError(
-            f"{name} must have the shape of theta {reference.shape}, got {a.shape}."
-        )
-    if solver is not None:
-        solver._validate_params()
-        solver._check_dimension(a.shape[1])
-    return a
 
 
 def estimate_for(po, theta, v=None, *, row_keys=None, seed=None):
@@ -536,12 +554,12 @@ def estimate_for(po, theta, v=None, *, row_keys=None, seed=None):
         return device.name != "numpy" and device.is_device_array(a)
 
     if on_device(theta):
-        theta = _check_device_theta(device, theta, po.solver, "theta")
+        theta = check_device_theta(theta, po.solver)
     else:
         theta = check_theta(theta, po.solver)
     if v is not None:
         if on_device(theta) and on_device(v):
-            v = _check_device_theta(device, v, None, "v", reference=theta)
+            v = check_device_theta(v, None, "v", reference=theta)
         else:
             v = check_same_shape(device.to_host(v) if on_device(v) else v, theta, "v")
         if po.perturbation == "multiplicative" and bool((theta == 0).any()):

@@ -40,10 +40,53 @@ def check_theta(theta, solver, name="theta"):
         ensure_min_features=1,
         input_name=name,
     )
+    _check_for_solver(theta, solver)
+    return theta
+
+
+def _check_for_solver(theta, solver):
     check_solver(solver)
     solver._validate_params()
     solver._check_dimension(theta.shape[1])
-    return theta
+
+
+def check_device_theta(a, solver, name="theta", reference=None):
+    """:func:`check_theta` (or, with ``reference``, :func:`check_same_shape`) for a CuPy array.
+
+    The checks run on the array's device: no host copy, one reduction (the
+    finiteness test). ``solver=None`` skips the solver's checks (for ``v``
+    or ``y``). Returns a float64 C-contiguous array on that device.
+    """
+    from ._noise import _array_namespace
+
+    if a.ndim != 2:
+        raise ValueError(f"Expected a 2D array for {name}, got {a.ndim}D array instead.")
+    if reference is None and (a.shape[0] < 1 or a.shape[1] < 1):
+        raise ValueError(f"{name} must have at least one row and one column, got {a.shape}.")
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise ValueError(f"{name} must be numeric, got dtype {a.dtype}.")
+    if reference is not None and a.shape != reference.shape:
+        raise ValueError(
+            f"{name} must have the shape of theta {reference.shape}, got {a.shape}."
+        )
+    xp = _array_namespace(a)
+    if not bool(xp.isfinite(a).all()):
+        raise ValueError(f"Input {name} contains NaN or infinity.")
+    if solver is not None:
+        _check_for_solver(a, solver)
+    return xp.ascontiguousarray(a, dtype=xp.float64)
+
+
+def check_on_host(where, hint, **arrays):
+    """Raise ``ValueError`` for the first CuPy array of ``arrays``: ``where`` runs on the CPU.
+
+    The message names the array and ``where`` (a backend, a function), then
+    ``hint``; without this check CuPy's own ``TypeError`` about implicit
+    conversion would surface from deep inside NumPy.
+    """
+    for name, a in arrays.items():
+        if is_cupy_array(a):
+            raise ValueError(f"{name} is a CuPy array but {where} runs on the CPU: {hint}")
 
 
 def check_same_shape(array, reference, name, reference_name="theta"):

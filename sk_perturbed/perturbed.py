@@ -24,11 +24,14 @@ from sklearn.utils._param_validation import (
 from ._noise import NOISE_IDS, SYMMETRIC_NOISES, _array_namespace
 from ._threads import numba_threads, resolve_n_threads
 from ._validation import (
+    check_device_theta,
+    check_on_host,
     check_row_keys,
     check_same_shape,
     check_solver,
     check_theta,
     is_cupy_array,
+    to_host,
 )
 from .solvers._basic import Argmax
 
@@ -117,7 +120,9 @@ class PerturbedOptimizer:
         entry (for solvers that need positive costs; Gaussian noise only).
     antithetic : bool, default=False
         Draw noise in pairs (Z, -Z); only for symmetric (Gaussian) noise.
-        Reduces the variance of the estimates for the same M.
+        Reduces the variance of ``y_ε`` and ``F̂_ε`` for the same M. The VJP
+        then skips the control variate (a pair cancels any shared baseline)
+        and is usually *noisier* than with the control variate alone.
     control_variate : bool, default=True
         Subtract a leave-one-out baseline from ``<y*(θ̃), v>`` in the VJP
         estimator; unbiased, and far lower variance when M > 1. Ignored with
@@ -137,8 +142,9 @@ class PerturbedOptimizer:
         'numba' runs the fused kernels; 'numpy' materializes the (n, M, d)
         noise tensor and calls ``solver`` on whole batches (the path for
         Python solvers); 'cupy' runs on an NVIDIA GPU. 'auto' picks 'cupy' for
-        CuPy inputs, else 'numba' when the solver has a numba kernel, else
-        'numpy'.
+        a CuPy θ, else 'numba' when the solver has a numba kernel, else
+        'numpy'. CuPy inputs to a call that runs on the CPU ('numba',
+        'numpy', or 'auto' with a NumPy θ) raise a ``ValueError``.
 
     Notes
     -----
@@ -233,7 +239,7 @@ class PerturbedOptimizer:
             in θ's floating dtype when it is float32, else float64.
         """
         self._validate()
-        if self.backend == "cupy" or (self.backend == "auto" and is_cupy_array(theta)):
+        if self._check_placement(theta, v, row_keys):
             # The GPU path validates CuPy inputs on the device (no host copy).
             _require_cupy()
             from ._cupy_backend import estimate_for
@@ -272,11 +278,33 @@ class PerturbedOptimizer:
         cast = lambda a: None if a is None else a.astype(out_dtype, copy=False)  # noqa: E731
         return PerturbedEstimate(cast(y), cast(value), cast(grad), cast(vjp))
 
+    def _runs_on_gpu(self, theta):
+        return self.backend == "cupy" or (self.backend == "auto" and is_cupy_array(theta))
+
+    def _check_placement(self, theta, v=None, row_keys=None):
+        """Whether a call on these inputs runs on the GPU.
+
+        A CuPy input to a call that runs on the CPU raises a ``ValueError``
+        naming the backend (CuPy would refuse the implicit copy to the host
+        with a ``TypeError`` from deep inside NumPy).
+        """
+        if self._runs_on_gpu(theta):
+            return True
+        where = (
+            "backend='auto' with a NumPy theta" if self.backend == "auto"
+            else f"backend={self.backend!r}"
+        )
+        check_on_host(
+            where, "use backend='cupy' (or 'auto' with a CuPy theta), or pass NumPy arrays "
+            "(a.get()).", theta=theta, v=v, row_keys=row_keys,
+        )
+        return False
+
     def _resolve_backend(self, theta):
         from .solvers._dispatch import numba_solver_arg
 
         backend = self.backend
-        if backend == "cupy" or (backend == "auto" and is_cupy_array(theta)):
+        if self._runs_on_gpu(theta):
             _require_cupy()
             return "cupy"
         if backend == "auto":
@@ -418,28 +446,33 @@ def _check_estimated_values(
     solver, value, *, theta, row_keys, seed, n_samples, epsilon, noise, multiplicative,
     antithetic,
 ):
-    """Raise for the first row whose F̂ is not finite, naming the likely cause."""
+    """Raise for the first row whose F̂ is not finite, naming the likely cause.
+
+    ``value`` and ``row_keys`` are host arrays; ``theta`` may be on the GPU,
+    only the offending row is copied to the host.
+    """
     if np.isfinite(value).all():
         return
     from ._noise import sample_noise
 
     bad = int(np.flatnonzero(~np.isfinite(value))[0])
+    theta_row = np.asarray(to_host(theta[bad]), dtype=np.float64)
     # Redraw that row's noise: perturbed scores that overflow are the
     # caller's ε or θ, not the solver's fault.
     z = sample_noise(seed, row_keys[bad : bad + 1], n_samples, theta.shape[1], noise, antithetic)
     with np.errstate(over="ignore", invalid="ignore"):
-        perturbed, _ = _perturbed_scores(theta[bad], z[0], epsilon, multiplicative, solver._sign)
+        perturbed, _ = _perturbed_scores(theta_row, z[0], epsilon, multiplicative, solver._sign)
         overflow = not np.isfinite(np.abs(perturbed).sum(axis=1)).all()
     where = f"row {bad} (row key {int(row_keys[bad])})"
     if overflow:
         raise ValueError(
             f"The perturbed problems of {where} overflow float64 (max |θ| = "
-            f"{np.abs(theta[bad]).max():.3g}, epsilon = {epsilon:.3g}): lower epsilon or "
+            f"{np.abs(theta_row).max():.3g}, epsilon = {epsilon:.3g}): lower epsilon or "
             "rescale θ."
         )
     raise ValueError(
         f"{type(solver).__name__} could not solve a perturbed problem of {where}. "
-        f"{solver._invalid_output_hint(theta[bad])}"
+        f"{solver._invalid_output_hint(theta_row)}"
     )
 
 
@@ -740,7 +773,8 @@ def exact_marginals(po, theta):
     po : PerturbedOptimizer
         Supplies the solver, ε, the noise and the perturbation.
     theta : array-like of shape (n, d)
-        Scores.
+        Scores, on the host: a CuPy θ raises a ``ValueError`` (this runs on
+        NumPy and SciPy; ``po(theta)`` estimates ``y_ε`` on the GPU).
 
     Returns
     -------
@@ -759,6 +793,10 @@ def exact_marginals(po, theta):
     >>> exact_marginals(PerturbedOptimizer(Ranking()), np.array([[0.0, 1.0]])) is None
     True
     """
+    check_on_host(
+        "exact_marginals", "it computes with NumPy and SciPy; pass theta.get(), or estimate "
+        "y_ε on the GPU with po(theta).", theta=theta,
+    )
     if type(po.solver) is not Argmax or po.perturbation != "additive":
         return None
     theta = np.asarray(theta, dtype=np.float64)
@@ -782,6 +820,26 @@ def exact_marginals(po, theta):
     return out / out.sum(axis=1, keepdims=True)
 
 
+def _loss_inputs(theta, y, solver):
+    """θ and y as float64 (n, d) arrays on θ's side (host or GPU), validated there.
+
+    A CuPy θ is checked on its device, without a host copy. ``y`` may be a
+    NumPy or a CuPy array: it is moved to θ's side (the outputs follow θ).
+    ``solver=None`` checks θ as a plain array.
+    """
+    if not is_cupy_array(theta):
+        theta = (
+            check_array(theta, dtype=np.float64, order="C", input_name="theta")
+            if solver is None else check_theta(theta, solver)
+        )
+        return theta, check_same_shape(to_host(y), theta, "y")
+    theta = check_device_theta(theta, solver)
+    if is_cupy_array(y):
+        return theta, check_device_theta(y, None, "y", reference=theta)
+    xp = _array_namespace(theta)
+    return theta, xp.asarray(check_same_shape(y, theta, "y"))
+
+
 def fenchel_young_loss(theta, y, po, *, row_keys=None, seed=None):
     """Perturbed Fenchel–Young loss and its gradient in θ.
 
@@ -797,11 +855,15 @@ def fenchel_young_loss(theta, y, po, *, row_keys=None, seed=None):
     is ``softmax(θ/ε) - y`` (the loss is then the logistic loss, up to the
     constant).
 
+    A CuPy θ is validated and the loss computed on its device, and the
+    outputs are CuPy arrays (as for :class:`PerturbedOptimizer`); ``y`` may
+    be a NumPy or a CuPy array either way, and is moved to θ's side.
+
     Parameters
     ----------
-    theta : array-like of shape (n, d)
+    theta : array-like or cupy.ndarray of shape (n, d)
         Raw scores (or costs).
-    y : array-like of shape (n, d)
+    y : array-like or cupy.ndarray of shape (n, d)
         Target structures (points of the solver's hull).
     po : PerturbedOptimizer
         Supplies the solver, ε, M, noise and seed.
@@ -827,14 +889,13 @@ def fenchel_young_loss(theta, y, po, *, row_keys=None, seed=None):
     >>> grad.round(3)
     array([[-0.119,  0.119]])
     """
+    po._validate()
+    po._check_placement(theta, row_keys=row_keys)
+    theta64, y = _loss_inputs(theta, y, po.solver)
     if _is_gumbel_argmax(po):
-        po._validate()
-        theta = check_theta(theta, po.solver)
-        return _gumbel_argmax_fenchel_young(theta, check_same_shape(y, theta, "y"), float(po.epsilon))
+        return _gumbel_argmax_fenchel_young(theta64, y, float(po.epsilon))
     est = po.estimate(theta, row_keys=row_keys, seed=seed)
-    theta = check_theta(theta, po.solver)
-    y = check_same_shape(y, theta, "y")
-    return _fenchel_young_from(theta, y, est.expected_max, est.expected_max_grad, po.solver._sign)
+    return _fenchel_young_from(theta64, y, est.expected_max, est.expected_max_grad, po.solver._sign)
 
 
 def perturbed_squared_loss(theta, y, po, *, row_keys=None, seed=None):
@@ -844,11 +905,15 @@ def perturbed_squared_loss(theta, y, po, *, row_keys=None, seed=None):
     Monte Carlo vector–Jacobian product of ``po``. Both estimates use the same
     draws, so the gradient estimate has a bias of order 1/M.
 
+    A CuPy θ is validated and the loss computed on its device, and the
+    outputs are CuPy arrays (as for :class:`PerturbedOptimizer`); ``y`` may
+    be a NumPy or a CuPy array either way, and is moved to θ's side.
+
     Parameters
     ----------
-    theta : array-like of shape (n, d)
+    theta : array-like or cupy.ndarray of shape (n, d)
         Raw scores (or costs).
-    y : array-like of shape (n, d)
+    y : array-like or cupy.ndarray of shape (n, d)
         Target structures.
     po : PerturbedOptimizer
         Supplies the solver, ε, M, noise and seed.
@@ -874,8 +939,9 @@ def perturbed_squared_loss(theta, y, po, *, row_keys=None, seed=None):
     >>> loss.shape, grad.shape
     ((1,), (1, 3))
     """
-    theta_checked = check_theta(theta, po.solver)
-    y = check_same_shape(y, theta_checked, "y")
+    po._validate()
+    po._check_placement(theta, row_keys=row_keys)
+    _, y = _loss_inputs(theta, y, po.solver)
     seed = po._draw_seed() if seed is None else seed
     return _perturbed_squared_from(
         lambda v: po.estimate(theta, v, row_keys=row_keys, seed=seed)[::3], y
@@ -885,11 +951,15 @@ def perturbed_squared_loss(theta, y, po, *, row_keys=None, seed=None):
 def squared_loss(theta, y):
     """``½‖y - θ‖²`` and its gradient ``θ - y`` (regression on the targets).
 
+    A CuPy θ is validated and the loss computed on its device, and the
+    outputs are CuPy arrays (as for :class:`PerturbedOptimizer`); ``y`` may
+    be a NumPy or a CuPy array either way, and is moved to θ's side.
+
     Parameters
     ----------
-    theta : array-like of shape (n, d)
+    theta : array-like or cupy.ndarray of shape (n, d)
         Raw scores.
-    y : array-like of shape (n, d)
+    y : array-like or cupy.ndarray of shape (n, d)
         Targets.
 
     Returns
@@ -906,8 +976,7 @@ def squared_loss(theta, y):
     >>> squared_loss(np.array([[1.0, 2.0]]), np.array([[0.0, 2.0]]))
     (array([0.5]), array([[1., 0.]]))
     """
-    theta = check_array(theta, dtype=np.float64, order="C", input_name="theta")
-    return _squared_from(theta, check_same_shape(y, theta, "y"))
+    return _squared_from(*_loss_inputs(theta, y, None))
 
 
 def blackbox_loss(theta, y, solver, *, lambda_=10.0):
@@ -919,11 +988,17 @@ def blackbox_loss(theta, y, solver, *, lambda_=10.0):
     maximization form (for a minimizing solver, θ are costs and the same rule
     applies to ``-θ``).
 
+    A CuPy θ is validated and the loss computed on its device, and the
+    outputs are CuPy arrays (as for :class:`PerturbedOptimizer`); ``y`` may
+    be a NumPy or a CuPy array either way, and is moved to θ's side.
+    The solver then runs on the GPU where it has a GPU form (see
+    ``backend='cupy'`` of :class:`PerturbedOptimizer`), else on the host.
+
     Parameters
     ----------
-    theta : array-like of shape (n, d)
+    theta : array-like or cupy.ndarray of shape (n, d)
         Raw scores (or costs for a minimizing solver).
-    y : array-like of shape (n, d)
+    y : array-like or cupy.ndarray of shape (n, d)
         Target structures.
     solver : BaseSolver
         The combinatorial oracle.
@@ -949,8 +1024,10 @@ def blackbox_loss(theta, y, solver, *, lambda_=10.0):
     """
     if not (isinstance(lambda_, numbers.Real) and lambda_ > 0 and np.isfinite(lambda_)):
         raise ValueError(f"lambda_ must be a finite float > 0, got {lambda_!r}.")
-    theta = check_theta(theta, solver)
-    y = check_same_shape(y, theta, "y")
-    return _blackbox_from(
-        theta, y, solver._solve_batch, solver._sign, lambda_, solver.requires_positive
-    )
+    theta, y = _loss_inputs(theta, y, solver)
+    solve = solver._solve_batch
+    if is_cupy_array(theta):
+        from ._cupy_backend import get_device, gpu_solver
+
+        solve, _ = gpu_solver(get_device(), solver)
+    return _blackbox_from(theta, y, solve, solver._sign, lambda_, solver.requires_positive)
