@@ -516,7 +516,6 @@ feature_names_in_
         exact = np.all(np.isclose(Y, Y_pred), axis=1)
         return float(np.average(exact, weights=sample_weight))
 
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # 1-D class labels, or 2-D targets: one structure per row.

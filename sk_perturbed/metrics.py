@@ -20,7 +20,7 @@ from scipy.stats import rankdata
 from sklearn import get_config
 from sklearn.metrics import make_scorer
 from sklearn.utils import check_array, gen_batches
-from sklearn.utils._param_validation import validate_params
+from sklearn.utils._param_validation import StrOptions, validate_params
 
 __all__ = [
     "hamming_score",
@@ -323,6 +323,7 @@ def hamming_score(Y_true, Y_pred, *, sample_weight=None):
         "Y_pred": ["array-like"],
         "Y_true": ["array-like", None],
         "solver": [callable, None],
+        "sense": [StrOptions({"min", "max"}), None],
     },
     prefer_skip_nested_validation=True,
 )
@@ -389,8 +390,6 @@ def normalized_regret(costs, Y_pred, *, Y_true=None, solver=None, sense=None):
         )
     if sense is None:
         sense = getattr(solver, "sense", "min")
-    if sense not in ("min", "max"):
-        raise ValueError(f"sense must be 'min' or 'max', got {sense!r}.")
     costs, Y_pred, _ = _check_targets(costs, Y_pred, names=("costs", "Y_pred"))
     if Y_true is None:
         Y_true = solver(costs)

@@ -296,5 +296,5 @@ def test_normalized_regret_of_a_maximising_solver_is_the_value_lost():
     assert normalized_regret(values, worst, Y_true=best, sense="max") == pytest.approx(5.5 / 7)
     # The same Y_true read as costs: the predictions are cheaper than "optimal".
     assert normalized_regret(values, worst, Y_true=best) == pytest.approx(-5.5 / 7)
-    with pytest.raises(ValueError, match="sense must be 'min' or 'max'"):
+    with pytest.raises(ValueError, match="'sense' parameter of normalized_regret must be a str among"):
         normalized_regret(values, worst, Y_true=best, sense="maximise")
