@@ -373,10 +373,17 @@ def test_dask_search_survives_a_killed_worker(dask_client, loky_searches, ranks)
 
     thread = threading.Thread(target=run_search)
     thread.start()
+    def ready():
+        # A task runs on the victim, and the broadcast of X and Y has reached
+        # both workers (killing the only holder of a replica loses it).
+        replicas = [len(w) for k, w in dask_client.who_has().items() if k.startswith("ndarray-")]
+        return bool(dask_client.processing().get(victim)) and len(replicas) >= 2 and min(replicas) >= 2
+
     deadline = time.monotonic() + 30
-    while not dask_client.processing().get(victim) and time.monotonic() < deadline:
+    while not ready() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert dask_client.processing().get(victim), "no task reached the worker"
+    assert ready(), "X and Y were not replicated on both workers"
     killed_while_running = thread.is_alive()
     os.kill(pids[victim], signal.SIGKILL)
     thread.join(timeout=60)
