@@ -131,9 +131,16 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
 
     def _validate_targets_for_fit(self, X, Y, reset):
         """Validate X and Y together (subclasses choose y's accepted shape)."""
-        return validate_data(
+        X, Y = validate_data(
             self, X, Y, reset=reset, multi_output=True, y_numeric=True, **X_VALIDATION
         )
+        # y_numeric converts object arrays only: strings would be ranked as text.
+        if Y.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Y must hold numbers, got an array of dtype {Y.dtype}: convert it first "
+                "(e.g. Y.astype(float))."
+            )
+        return X, Y
 
     # ---------------------------------------------------------------- public
     @_fit_context(prefer_skip_nested_validation=True)
@@ -173,8 +180,9 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         self : object
             Updated estimator.
         """
-        if not hasattr(self, "coefs_"):
-            self._validate_params()
+        # Every call, unlike scikit-learn's _fit_context (first call only): a
+        # set_params between calls must not train with a bad value.
+        self._validate_params()
         if self.early_stopping:
             raise ValueError(
                 "partial_fit does not support early_stopping=True: a single epoch has no "
@@ -248,6 +256,10 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self)
         if self.__dict__.get("_scoring_validated_input"):
             return X  # the fit's own validation split, validated with the training data
+        # Prediction reads epsilon, noise, n_samples, n_jobs, ...: a bad value
+        # set after fitting is named here rather than giving wrong marginals.
+        self._validate_params()
+        _check_noise_and_perturbation(self.noise, self.perturbation)
         return validate_data(self, to_host(X), reset=False, **X_VALIDATION)
 
     @contextlib.contextmanager
@@ -265,7 +277,17 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
 
     def _scores(self, X):
         """θ for an X that went through :meth:`_validate_for_predict`."""
-        return self._forward(X.astype(self.coefs_[0].dtype, copy=False))[1]
+        dtype = self.coefs_[0].dtype
+        if X.dtype != dtype:
+            with np.errstate(over="ignore"):  # named below
+                X = X.astype(dtype)
+            values = X.data if sparse.issparse(X) else X
+            if not np.isfinite(values).all():
+                raise ValueError(
+                    f"X has values beyond the range of {dtype}, the precision of the fitted "
+                    f"model (it was fitted on {dtype} X). Scale X, or refit on float64 X."
+                )
+        return self._forward(X)[1]
 
     def _perturbed_optimizer(self, solver):
         # Seeds are passed per call (keyed by epoch), never drawn from here.
@@ -275,15 +297,17 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         )
 
     def _batch_size(self, n):
-        if self.batch_size == "auto":
-            return min(200, n)
-        if self.batch_size > n:
+        return min(200 if self.batch_size == "auto" else self.batch_size, n)
+
+    def _warn_batch_size(self, n):
+        """Once per call of fit or partial_fit, not once per epoch."""
+        if self.batch_size != "auto" and self.batch_size > n:
+            held_out = " (after the early-stopping validation split)" if self.early_stopping else ""
             warnings.warn(
-                f"Got batch_size={self.batch_size} larger than the number of samples {n}; "
-                "clipping it.",
+                f"Got batch_size={self.batch_size} larger than the number of training samples "
+                f"{n}{held_out}; clipping it.",
                 UserWarning,
             )
-        return min(self.batch_size, n)
 
     def _layer_sizes(self, n_features, n_outputs):
         """Widths of the model's layers that the parameters ask for."""
@@ -511,7 +535,10 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
 
         with training_threads(self.n_jobs), self._parameters_on(device):
             if incremental:
+                self._warn_batch_size(X.shape[0])
                 self._run_epoch(data, np.arange(X.shape[0]), loss, rng)
+                if self.best_loss_ is None:  # the previous fit stopped early on validation
+                    self.best_loss_ = np.inf
                 # best_loss_ as in scikit-learn's MLPs (partial_fit never stops).
                 self._update_no_improvement_count(data, None)
                 return self
@@ -527,10 +554,17 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             stratify = self._stratify_labels(Y)
             # Seeded by the fit alone: every warm-started fit holds out the same
             # rows, so best_validation_score_ stays comparable across fits.
-            train_idx, val_idx = train_test_split(
-                train_idx, test_size=self.validation_fraction,
-                random_state=_epoch_seed(self._seed, -2) % (2**32), stratify=stratify,
-            )
+            try:
+                train_idx, val_idx = train_test_split(
+                    train_idx, test_size=self.validation_fraction,
+                    random_state=_epoch_seed(self._seed, -2) % (2**32), stratify=stratify,
+                )
+            except ValueError as exc:  # a stratified split too small for the classes
+                raise ValueError(
+                    f"early_stopping with validation_fraction={self.validation_fraction} cannot "
+                    f"split {n} samples: {str(exc).rstrip('.')}. Increase validation_fraction or the size of the "
+                    "data set, or set early_stopping=False."
+                ) from exc
             if len(train_idx) < 1 or len(val_idx) < 2:
                 raise ValueError(
                     f"early_stopping with validation_fraction={self.validation_fraction} leaves "
@@ -549,6 +583,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             validation = X[val_idx], Y[val_idx], sample_weight[val_idx]
         else:
             validation = None
+        self._warn_batch_size(len(train_idx))
         try:
             self._epochs_until_stop(data, train_idx, loss, rng, validation)
         except KeyboardInterrupt:

@@ -1,6 +1,8 @@
 """PerturbedStructuredClassifier: classes or combinatorial structures from x."""
 
+import functools
 import numbers
+import types
 
 import joblib
 import numpy as np
@@ -8,13 +10,13 @@ from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import HasMethods, StrOptions
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from . import solvers as _solvers
 from ._base import X_VALIDATION, BasePerturbedEstimator
 from ._validation import to_host
+from .metrics import _check_sample_weight, _check_targets
 
 #: Solver names accepted by ``solver=``, mapped to the class in sk_perturbed.solvers.
 SOLVER_NAMES = {
@@ -68,15 +70,28 @@ def _check_one_hot_solver(solver, n_classes):
         )
 
 
-def _fitted_on_labels(estimator):
-    # predict_proba exists before fit (so it can be discovered) and after a fit
-    # on class labels, not after a fit on 2-D structures.
-    if hasattr(estimator, "coefs_") and not estimator._labels_mode():
-        raise AttributeError(
-            "predict_proba and predict_log_proba are only available after fitting 1-D class "
-            "labels."
-        )
-    return True
+class _labels_only:
+    """A method that exists before fit and after a fit on 1-D class labels.
+
+    As scikit-learn's ``available_if``, ``hasattr`` is False after a fit on
+    2-D structures (so scorers and meta-estimators see no probabilities),
+    but the AttributeError itself says why.
+    """
+
+    def __init__(self, method):
+        self.method = method
+        functools.update_wrapper(self, method)
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self.method
+        if hasattr(obj, "coefs_") and not obj._labels_mode():
+            raise AttributeError(
+                f"{type(obj).__name__}.{self.method.__name__} is only available after fitting "
+                "1-D class labels; this model was fitted on 2-D structures: use "
+                "predict_marginals for their marginals."
+            )
+        return types.MethodType(self.method, obj)
 
 
 class PerturbedStructuredClassifier(ClassifierMixin, BasePerturbedEstimator):
@@ -356,7 +371,9 @@ feature_names_in_
                 raise ValueError("The model was fitted on 2-D structures; Y must be 2-D too.")
             unseen = np.setdiff1d(Y, self.classes_)
             if unseen.size:
-                raise ValueError(f"Y contains labels not seen in the first fit: {unseen!r}.")
+                # At reset the classes can only come from partial_fit's `classes`.
+                where = "classes" if reset else "the classes of the first fit"
+                raise ValueError(f"Y contains labels not in {where}: {unseen!r}.")
             codes = np.searchsorted(self.classes_, Y)
             onehot = np.zeros((Y.shape[0], len(self.classes_)))
             onehot[np.arange(Y.shape[0]), codes] = 1.0
@@ -445,7 +462,7 @@ feature_names_in_
             # Consumed by a successful first call; never left for a later fit.
             self.__dict__.pop("_partial_classes", None)
 
-    @available_if(_fitted_on_labels)
+    @_labels_only
     def predict_proba(self, X):
         """Probability that each class wins under the noise, ``y_ε(θ)``.
 
@@ -469,7 +486,7 @@ feature_names_in_
         # Monte Carlo frequencies are exact multiples of 1/M; clip tiny round-off.
         return np.clip(proba, 0.0, 1.0)
 
-    @available_if(_fitted_on_labels)
+    @_labels_only
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.
 
@@ -508,11 +525,17 @@ feature_names_in_
         """
         Y_pred = self.predict(X)
         Y, sample_weight = np.asarray(to_host(y)), to_host(sample_weight)
+        # The weights as every metric of this library checks them (the
+        # ranker's score included): non-negative, one per sample, not all zero.
+        sample_weight = _check_sample_weight(sample_weight, Y_pred.shape[0])
         if self._labels_mode():
             Y = column_or_1d(Y, warn=True) if Y.ndim == 2 and Y.shape[1] == 1 else Y
             return accuracy_score(Y, Y_pred, sample_weight=sample_weight)
         if Y.ndim != 2 or Y.shape[1] != self.n_outputs_:
             raise ValueError(f"Y must have shape (n_samples, {self.n_outputs_}), got {Y.shape}.")
+        Y, Y_pred, sample_weight = _check_targets(
+            Y, Y_pred, sample_weight, names=("Y", "the predictions")
+        )
         exact = np.all(np.isclose(Y, Y_pred), axis=1)
         return float(np.average(exact, weights=sample_weight))
 

@@ -192,7 +192,8 @@ def content_row_keys(a):
             [content_row_keys(a[i:i + step].toarray()) for i in range(0, a.shape[0], step)]
             or [np.empty(0, dtype=np.int64)]
         )
-    words = np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
+    # + 0.0 turns -0.0 into 0.0: equal rows must have equal bytes.
+    words = np.ascontiguousarray(np.add(a, 0.0, dtype=np.float64)).view(np.uint64)
     keys = np.full(words.shape[0], 0xCBF29CE484222325, dtype=np.uint64)
     prime = np.uint64(0x100000001B3)
     for j in range(words.shape[1]):

@@ -42,6 +42,7 @@ __all__ = [
     "perturbed_squared_loss",
     "squared_loss",
     "blackbox_loss",
+    "exact_marginals",
 ]
 
 #: Constraints of the perturbation parameters, shared with the estimators.
@@ -53,7 +54,12 @@ PERTURBATION_CONSTRAINTS = {
     "antithetic": ["boolean"],
     "control_variate": ["boolean"],
     "random_state": ["random_state"],
-    "n_jobs": [Interval(numbers.Integral, None, None, closed="neither"), None],
+    # 0 threads has no meaning; -1 is all of them, -2 all but one, ...
+    "n_jobs": [
+        Interval(numbers.Integral, 1, None, closed="left"),
+        Interval(numbers.Integral, None, -1, closed="right"),
+        None,
+    ],
     "backend": [StrOptions({"auto", "numba", "numpy", "cupy"})],
 }
 
@@ -797,6 +803,10 @@ def exact_marginals(po, theta):
         "exact_marginals", "it computes with NumPy and SciPy; pass theta.get(), or estimate "
         "y_ε on the GPU with po(theta).", theta=theta,
     )
+    if not isinstance(po, PerturbedOptimizer):
+        raise TypeError(f"po must be a PerturbedOptimizer, got {type(po).__name__}.")
+    # As po(theta) would: a negative epsilon would silently reverse the classes.
+    po._validate()
     if type(po.solver) is not Argmax or po.perturbation != "additive":
         return None
     theta = np.asarray(theta, dtype=np.float64)

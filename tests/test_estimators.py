@@ -878,3 +878,131 @@ def test_partial_fit_tracks_the_best_loss(small_ranks):
     for _ in range(3):
         model.partial_fit(X, Y)
     assert model.best_loss_ == min(model.loss_curve_)
+
+
+def test_string_targets_are_refused_by_the_ranker(small_ranks):
+    # Ranked as text, "5" would beat "20".
+    X, Y = small_ranks
+    with pytest.raises(ValueError, match="Y must hold numbers, got an array of dtype <U"):
+        PerturbedRankingRegressor(model="linear", max_iter=2).fit(X, (Y * 5).astype(int).astype(str))
+
+
+def test_partial_fit_after_an_early_stopped_fit(small_ranks):
+    X, Y = small_ranks
+    model = PerturbedRankingRegressor(model="linear", early_stopping=True, validation_fraction=0.25,
+                                      max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, Y)
+    assert model.best_loss_ is None
+    model.set_params(early_stopping=False).partial_fit(X, Y)
+    assert model.best_loss_ == model.loss_curve_[-1]
+
+
+def test_partial_fit_validates_the_parameters_of_every_call(small_ranks):
+    X, Y = small_ranks
+    model = PerturbedRankingRegressor(model="linear", random_state=0).partial_fit(X, Y)
+    before = [W.copy() for W in model.coefs_]
+    for name, value in [("alpha", -1.0), ("loss", "bogus"), ("batch_size", 0), ("tol", np.nan)]:
+        with pytest.raises(ValueError, match=f"'{name}' parameter"):
+            model.set_params(**{name: value}).partial_fit(X, Y)
+        model.set_params(**{name: PerturbedRankingRegressor().get_params()[name]})
+    np.testing.assert_array_equal(model.coefs_[0], before[0])
+
+
+def test_parameters_set_after_fit_are_validated_at_predict(blobs):
+    # exact_marginals with epsilon < 0 would give the classes' probabilities reversed.
+    X, y = blobs
+    model = PerturbedStructuredClassifier(model="linear", max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    for name, value in [("epsilon", -1.0), ("noise", "bogus"), ("n_samples", 0), ("n_jobs", 0)]:
+        model.set_params(**{name: value})
+        for method in ("predict", "predict_proba", "predict_marginals"):
+            with pytest.raises(ValueError, match=f"{name}"):
+                getattr(model, method)(X)
+        model.set_params(**{name: PerturbedStructuredClassifier().get_params()[name]})
+    model.set_params(noise="gumbel", perturbation="multiplicative")
+    with pytest.raises(ValueError, match="multiplicative"):
+        model.predict_proba(X)
+
+
+def _structure_model():
+    X, Y = _topk_problem()
+    model = PerturbedStructuredClassifier(solver=TopK(k=2), model="linear", max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, Y), X, Y
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda Y: (np.full(Y.shape, np.nan), None), "Y contains NaN"),
+    (lambda Y: (Y[:-1], None), "Y and the predictions must have the same shape"),
+    (lambda Y: (Y.astype(str), None), "bytes/strings"),
+    (lambda Y: (Y, np.r_[-1000.0, np.ones(len(Y) - 1)]), "sample_weight must be non-negative"),
+    (lambda Y: (Y, np.zeros(len(Y))), "sample_weight must not be all zero"),
+    (lambda Y: (Y, np.ones(3)), "sample_weight must be a 1-D array of length"),
+])
+def test_structure_score_validates_targets_and_weights(change, match):
+    # An exact-match ratio above 1 (a negative weight) or of 0 (NaN targets) came out silently.
+    model, X, Y = _structure_model()
+    Y_bad, weights = change(Y)
+    with pytest.raises(ValueError, match=match):
+        model.score(X, Y_bad, sample_weight=weights)
+
+
+def test_label_score_refuses_negative_weights(blobs):
+    X, y = blobs
+    model = PerturbedStructuredClassifier(model="linear", max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    with pytest.raises(ValueError, match="sample_weight must be non-negative"):
+        model.score(X, y, sample_weight=-np.ones(len(y)))
+    assert model.score(X, y, sample_weight=np.ones(len(y))) == model.score(X, y)
+
+
+@pytest.mark.parametrize("early_stopping, n_train", [(False, 40), (True, 30)])
+def test_batch_size_warning_is_given_once_per_fit(small_ranks, early_stopping, n_train):
+    X, Y = small_ranks
+    model = PerturbedRankingRegressor(model="linear", max_iter=4, batch_size=1000,
+                                      early_stopping=early_stopping, validation_fraction=0.25)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X, Y)
+    messages = [str(w.message) for w in caught if "batch_size" in str(w.message)]
+    assert len(messages) == 1 and f"number of training samples {n_train}" in messages[0]
+
+
+def test_predict_proba_after_structures_says_why():
+    model, X, _ = _structure_model()
+    with pytest.raises(AttributeError, match="only available after fitting 1-D class labels"):
+        model.predict_proba(X)
+    assert hasattr(PerturbedStructuredClassifier(), "predict_proba")
+    # The class attribute is the documented method.
+    assert PerturbedStructuredClassifier.predict_proba.__doc__.startswith("Probability")
+
+
+def test_labels_outside_partial_fit_classes_and_tiny_stratified_splits_are_named(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match=r"Y contains labels not in classes: array\(\[0, 1, 2\]\)"):
+        PerturbedStructuredClassifier().partial_fit(X, y, classes=[5, 6, 7])
+    with pytest.raises(ValueError, match="early_stopping with validation_fraction=0.1 cannot split 10"):
+        PerturbedStructuredClassifier(early_stopping=True).fit(X[:10], y[:10])
+
+
+def test_float64_input_beyond_a_float32_model_is_named(small_ranks):
+    X, Y = small_ranks
+    model = PerturbedRankingRegressor(model="linear", max_iter=2).fit(X.astype(np.float32), Y)
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        model.predict(np.full((1, X.shape[1]), 1e300))
+
+
+def test_negative_zero_rows_get_the_noise_of_zero_rows(small_ranks):
+    X, Y = small_ranks
+    model = PerturbedRankingRegressor(model="linear", max_iter=2, random_state=0).fit(X, Y)
+    rows = np.zeros((2, X.shape[1]))
+    rows[1] = -0.0
+    marginals = model.predict_marginals(rows)
+    np.testing.assert_array_equal(marginals[0], marginals[1])

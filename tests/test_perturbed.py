@@ -818,3 +818,12 @@ def test_exact_marginals_when_theta_over_epsilon_overflows(noise):
     po = PerturbedOptimizer(Argmax(), epsilon=1e-3, noise=noise)
     marginals = exact_marginals(po, np.array([[1.7e308, -1.7e308], [1.0, 1.0]]))
     np.testing.assert_allclose(marginals, [[1.0, 0.0], [0.5, 0.5]])
+
+
+def test_exact_marginals_validates_the_optimizer():
+    # With epsilon < 0 the closed forms would rank the classes in reverse.
+    theta = np.array([[0.0, 1.0]])
+    with pytest.raises(ValueError, match="'epsilon' parameter"):
+        exact_marginals(PerturbedOptimizer(Argmax(), epsilon=-1.0), theta)
+    with pytest.raises(TypeError, match="po must be a PerturbedOptimizer"):
+        exact_marginals(Argmax(), theta)
