@@ -92,7 +92,7 @@ for name, P in predictions.items():
 
 # %%
 # The Fenchel–Young loss turns the paths into a training signal for the costs:
-# trained from paths alone, its regret is close to that of ridge regression,
+# trained from paths alone, its regret is below that of ridge regression,
 # which sees the true cost of every cell, and far below the squared loss on the
 # same supervision (which can only push the costs of path cells towards zero).
 #
