@@ -468,7 +468,8 @@ feature_names_in_
 
         Only for 1-D class labels with the argmax solver. Exact for additive
         noise and the built-in argmax (``softmax(θ/ε)`` for Gumbel noise,
-        quadrature for Gaussian noise up to 256 classes); otherwise a Monte
+        quadrature for Gaussian noise up to 256 classes, to a relative error of
+        about 5e-12 at 10 classes and 2e-4 at 256); otherwise a Monte
         Carlo frequency in steps of ``1/n_samples``: raise ``n_samples`` after
         fitting (``set_params(n_samples=1000)``) for finer probabilities.
 

@@ -647,11 +647,12 @@ def _rowwise_dot(a, b):
 def _gumbel_argmax_fenchel_young(theta, y, epsilon):
     """Exact FY loss of Gumbel-perturbed argmax: F_ε(θ) = ε logsumexp(θ/ε) + εγ."""
     xp = _array_namespace(theta)
-    scaled = theta / epsilon
-    top = scaled.max(axis=1, keepdims=True)
-    weights = xp.exp(scaled - top)  # shifted by the row maximum: no overflow
+    # ε logsumexp(θ/ε) = max θ + ε log Σ exp((θ - max θ)/ε): the shift comes
+    # before the division, so a tiny ε cannot overflow θ/ε (inf - inf = NaN).
+    top = theta.max(axis=1, keepdims=True)
+    weights = xp.exp((theta - top) / epsilon)
     total = weights.sum(axis=1, keepdims=True)
-    value = epsilon * (top + xp.log(total))[:, 0] + epsilon * np.euler_gamma
+    value = top[:, 0] + epsilon * xp.log(total)[:, 0] + epsilon * np.euler_gamma
     return value - _rowwise_dot(theta, y), weights / total - y
 
 
@@ -772,7 +773,11 @@ def exact_marginals(po, theta):
     For :class:`Argmax` with additive noise: Gumbel gives ``softmax(θ/ε)``;
     Gaussian gives ``P(i wins) = E_z[Π_{j≠i} Φ((θ_i - θ_j)/ε + z)]``, a 1-D
     integral computed by Gauss–Hermite quadrature (for d ≤ 256). Both are
-    monotone in θ, so their argmax is the argmax of θ.
+    monotone in θ, so their argmax is the argmax of θ. The quadrature (80
+    nodes) is deterministic but not exact to the last digit: its largest
+    relative error on a probability, measured against a fine trapezoid rule,
+    is about 5e-12 for 10 classes, 2e-6 for 50, 2e-5 for 100 and 2e-4 for
+    256.
 
     Parameters
     ----------
@@ -857,7 +862,8 @@ def fenchel_young_loss(theta, y, po, *, row_keys=None, seed=None):
     zero iff ``y = y_ε(θ)``; its gradient ``y_ε(θ) - y`` needs no Jacobian.
     Ω is not computable in general, so the value returned is
     ``F̂_ε(θ) - <θ, y>``, which differs from ``L_ε`` by ``εΩ(y)``, a constant per
-    target. For a minimizing solver θ is a cost vector and the loss is
+    target. The estimate can be negative for small ``n_samples`` (its
+    expectation is not). For a minimizing solver θ is a cost vector and the loss is
     ``<θ, y> - F̂_ε(θ)`` with gradient ``y - y_ε(θ)``.
 
     With Gumbel noise, additive perturbation and :class:`Argmax`, both value

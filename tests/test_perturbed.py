@@ -832,3 +832,17 @@ def test_exact_marginals_validates_the_optimizer():
         exact_marginals(PerturbedOptimizer(Argmax(), epsilon=-1.0), theta)
     with pytest.raises(TypeError, match="po must be a PerturbedOptimizer"):
         exact_marginals(Argmax(), theta)
+
+
+def test_gumbel_argmax_fenchel_young_when_theta_over_epsilon_overflows():
+    # θ/ε = inf used to give inf - inf = NaN; the limit is the hinge at the max.
+    po = PerturbedOptimizer(Argmax(), epsilon=1e-300, noise="gumbel")
+    theta, y = np.array([[1e10, 0.0, -5.0]]), np.array([[0.0, 1.0, 0.0]])
+    loss, grad = fenchel_young_loss(theta, y, po)
+    np.testing.assert_allclose(loss, [1e10])
+    np.testing.assert_array_equal(grad, [[1.0, -1.0, 0.0]])
+    # Ordinary scales keep the closed form ε logsumexp(θ/ε) + εγ - <θ, y>.
+    po = PerturbedOptimizer(Argmax(), epsilon=0.5, noise="gumbel")
+    theta = np.array([[0.3, -1.2, 2.0]])
+    expected = 0.5 * np.log(np.exp(theta / 0.5).sum()) + 0.5 * np.euler_gamma - theta[0, 1]
+    np.testing.assert_allclose(fenchel_young_loss(theta, y, po)[0], [expected], rtol=1e-14)
