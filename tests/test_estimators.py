@@ -1006,3 +1006,16 @@ def test_negative_zero_rows_get_the_noise_of_zero_rows(small_ranks):
     rows[1] = -0.0
     marginals = model.predict_marginals(rows)
     np.testing.assert_array_equal(marginals[0], marginals[1])
+
+
+def test_skip_parameter_validation_is_honoured_at_predict(small_ranks):
+    from sklearn import config_context
+
+    X, Y = small_ranks
+    model = PerturbedRankingRegressor(model="linear", max_iter=2, random_state=0).fit(X, Y)
+    expected = model.predict(X)
+    model.set_params(alpha=-1.0)  # not read by predict
+    with pytest.raises(ValueError, match="'alpha' parameter"):
+        model.predict(X)
+    with config_context(skip_parameter_validation=True):
+        np.testing.assert_array_equal(model.predict(X), expected)
