@@ -528,12 +528,13 @@ feature_names_in_
         Y, sample_weight = np.asarray(to_host(y)), to_host(sample_weight)
         # The weights as every metric of this library checks them (the
         # ranker's score included): non-negative, one per sample, not all zero.
-        sample_weight = _check_sample_weight(sample_weight, Y_pred.shape[0])
         if self._labels_mode():
             Y = column_or_1d(Y, warn=True) if Y.ndim == 2 and Y.shape[1] == 1 else Y
+            sample_weight = _check_sample_weight(sample_weight, Y_pred.shape[0])
             return accuracy_score(Y, Y_pred, sample_weight=sample_weight)
         if Y.ndim != 2 or Y.shape[1] != self.n_outputs_:
             raise ValueError(f"Y must have shape (n_samples, {self.n_outputs_}), got {Y.shape}.")
+        # Checks Y, the predictions and the weights together.
         Y, Y_pred, sample_weight = _check_targets(
             Y, Y_pred, sample_weight, names=("Y", "the predictions")
         )
