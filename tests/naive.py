@@ -147,3 +147,95 @@ def perturbed_reference(
         "expected_max_grad": expected_max_grad,
         "vjp": vjp,
     }
+
+
+# Learning to rank ------------------------------------------------------------
+#
+# One query at a time, in plain Python. Tied scores are resolved by listing
+# every order of each tied block and averaging over them (the expected value
+# under uniformly random tie breaking, the rule of sk_perturbed.metrics), so
+# keep tied blocks small.
+
+
+def _orders_breaking_ties(scores):
+    """Every ranking (list of indices, best first) consistent with ``scores``."""
+    from itertools import permutations, product  # local: this section is appended
+
+    blocks = {}
+    for j, s in enumerate(scores):
+        blocks.setdefault(s, []).append(j)
+    ordered_blocks = [blocks[s] for s in sorted(blocks, reverse=True)]
+    for parts in product(*(permutations(b) for b in ordered_blocks)):
+        yield [j for part in parts for j in part]
+
+
+def _gain(rel, gain):
+    return 2.0**rel - 1.0 if gain == "exponential" else float(rel)
+
+
+def _dcg(gains_in_order, k):
+    cut = len(gains_in_order) if k is None else min(k, len(gains_in_order))
+    return sum(gains_in_order[i] / math.log2(i + 2) for i in range(cut))
+
+
+def ndcg_per_query_naive(rel, scores, k=10, gain="exponential"):
+    """NDCG@k of one query, averaged over tie orders; None if ideal DCG is 0."""
+    gains = [_gain(r, gain) for r in rel]
+    ideal = _dcg(sorted(gains, reverse=True), k)
+    if ideal == 0:
+        return None
+    values = [_dcg([gains[j] for j in order], k) / ideal for order in _orders_breaking_ties(scores)]
+    return sum(values) / len(values)
+
+
+def average_precision_naive(rel, scores, k=None, threshold=0):
+    """AP@k of one query, averaged over tie orders; None if nothing is relevant."""
+    relevant = [r > threshold for r in rel]
+    n_relevant = sum(relevant)
+    if n_relevant == 0:
+        return None
+    cut = len(rel) if k is None else min(k, len(rel))
+    values = []
+    for order in _orders_breaking_ties(scores):
+        hits, total = 0, 0.0
+        for i in range(cut):
+            if relevant[order[i]]:
+                hits += 1
+                total += hits / (i + 1)
+        values.append(total / (n_relevant if k is None else min(n_relevant, k)))
+    return sum(values) / len(values)
+
+
+def reciprocal_rank_naive(rel, scores, threshold=0):
+    """1 / position of the first relevant document, averaged over tie orders."""
+    if not any(r > threshold for r in rel):
+        return None
+    values = []
+    for order in _orders_breaking_ties(scores):
+        first = next(i for i, j in enumerate(order) if rel[j] > threshold)
+        values.append(1.0 / (first + 1))
+    return sum(values) / len(values)
+
+
+def query_mean_naive(per_query, y_true, y_score, qid, *, no_relevant="skip", weights=None):
+    """Mean of ``per_query(rel, scores)`` over the queries (sorted qid order).
+
+    ``weights`` maps a qid to its weight. ``per_query`` returns None for an
+    undefined query, which ``no_relevant`` skips or counts as 1 or 0.
+    """
+    groups = {}
+    for t, s, q in zip(y_true, y_score, qid):
+        groups.setdefault(q, ([], []))
+        groups[q][0].append(float(t))
+        groups[q][1].append(float(s))
+    num = den = 0.0
+    for q in sorted(groups):
+        value = per_query(*groups[q])
+        if value is None:
+            if no_relevant == "skip":
+                continue
+            value = 1.0 if no_relevant == "one" else 0.0
+        w = 1.0 if weights is None else weights[q]
+        num += w * value
+        den += w
+    return None if den == 0 else num / den

@@ -9,6 +9,7 @@ from ._base import BaseSolver
 from ._basic import Argmax, Ranking, TopK
 from ._callable import CallableSolver
 from ._knapsack import Knapsack
+from ._linear_program import LinearProgram
 from ._matching import Assignment
 from ._paths import DAGShortestPath, GridShortestPath
 from ._spanning_tree import SpanningTree
@@ -24,4 +25,5 @@ __all__ = [
     "Knapsack",
     "SpanningTree",
     "CallableSolver",
+    "LinearProgram",
 ]
