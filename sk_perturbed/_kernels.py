@@ -89,6 +89,11 @@ def perturbed_kernel(
     half_var = 0.5 * epsilon * epsilon
     step = sign * epsilon
     solver_id, float_params, int_params = _solver_parts(solver)
+    # Scores enter the centred VJP relative to the first sample's: centring is
+    # shift-invariant, and equal scores (a tiny ε, where no perturbation
+    # changes the structure) then give exactly 0 instead of the difference of
+    # two large sums, divided by ε.
+    centre = want_vjp and control_variate and not antithetic and n_samples > 1
     for i in nb.prange(n):
         # Per-row buffers, allocated once per row and reused for every sample.
         z = np.empty(d)
@@ -104,6 +109,7 @@ def perturbed_kernel(
         vjp_i = vjp[i] if want_vjp else sum_grad_nu
         sum_score = 0.0
         value = 0.0
+        pivot = 0.0
         for m in range(n_samples):
             fill_noise(seed, row_keys[i], m, noise_id, antithetic, z)
             if multiplicative:
@@ -131,15 +137,18 @@ def perturbed_kernel(
                 for j in range(d):
                     grad_i[j] += y[j] * scale[j]
             if want_vjp:
-                sum_score += score
+                if m == 0 and centre:
+                    pivot = score
+                relative = score - pivot
+                sum_score += relative
                 if noise_id == GAUSSIAN:
                     for j in range(d):
-                        vjp_i[j] += score * z[j]
+                        vjp_i[j] += relative * z[j]
                         sum_grad_nu[j] += z[j]
                 else:
                     for j in range(d):
                         g = grad_nu(z[j], noise_id)
-                        vjp_i[j] += score * g
+                        vjp_i[j] += relative * g
                         sum_grad_nu[j] += g
         inv_m = 1.0 / n_samples
         for j in range(d):
@@ -148,7 +157,7 @@ def perturbed_kernel(
                 grad_opt[i, j] *= inv_m
         opt_value[i] = value * inv_m
         if want_vjp:
-            if control_variate and not antithetic and n_samples > 1:
+            if centre:
                 # Leave-one-out baseline: unbiased since E[∇ν(Z)] = 0 and the
                 # other samples are independent of this one. Antithetic pairs
                 # break that independence and already cancel any baseline.

@@ -466,20 +466,40 @@ def _check_estimated_values(
     # Redraw that row's noise: perturbed scores that overflow are the
     # caller's ε or θ, not the solver's fault.
     z = sample_noise(seed, row_keys[bad : bad + 1], n_samples, theta.shape[1], noise, antithetic)
-    with np.errstate(over="ignore", invalid="ignore"):
-        perturbed, _ = _perturbed_scores(theta_row, z[0], epsilon, multiplicative, solver._sign)
-        overflow = not np.isfinite(np.abs(perturbed).sum(axis=1)).all()
     where = f"row {bad} (row key {int(row_keys[bad])})"
-    if overflow:
+    if _overflows(solver, theta_row, z[0], epsilon, multiplicative):
         raise ValueError(
-            f"The perturbed problems of {where} overflow float64 (max |θ| = "
-            f"{np.abs(theta_row).max():.3g}, epsilon = {epsilon:.3g}): lower epsilon or "
-            "rescale θ."
+            f"The perturbed problems of {where} overflow float64 (max |theta| = "
+            f"{np.abs(theta_row).max():.3g}, epsilon = {epsilon:.3g}): θ + εZ, "
+            "θ ⊙ exp(εZ), or the optimal values <y*, θ̃> and their sum over the samples "
+            "are beyond 1.8e308. Rescale: divide theta (the scores or costs) by a constant "
+            "c, and for additive noise epsilon by the same c; the structures y_ε are "
+            "unchanged and the optimal values scale by 1/c."
         )
     raise ValueError(
         f"{type(solver).__name__} could not solve a perturbed problem of {where}. "
         f"{solver._invalid_output_hint(theta_row)}"
     )
+
+
+def _overflows(solver, theta_row, z, epsilon, multiplicative):
+    """Whether one row's estimates overflow float64 rather than its solver failing.
+
+    Overflow is the perturbed scores θ̃ (M, d), or one of their optimal values
+    ``<y*(θ̃), θ̃>``, or the running sum of those values over the samples.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        perturbed, _ = _perturbed_scores(theta_row, z, epsilon, multiplicative, solver._sign)
+        if not np.isfinite(perturbed).all():
+            return True
+        try:
+            y = solver._solve_batch(perturbed)
+        except ValueError:  # the solver's own failure
+            return False
+        if not np.isfinite(y).all():
+            return False
+        values = np.einsum("md,md->m", y, perturbed)
+        return not (np.isfinite(values).all() and np.isfinite(np.cumsum(values)).all())
 
 
 class _PreparedOptimizer:
@@ -749,6 +769,8 @@ def _accumulate(
         scores = xp.einsum("nmd,nd->nm", y, v)
         g = grad_nu_numpy(z, noise)
         if control_variate and not antithetic and n_samples > 1:
+            # Relative to the first sample (as the kernel): equal scores give 0.
+            scores = scores - scores[:, :1]
             vjp = xp.einsum("nm,nmd->nd", scores - scores.mean(axis=1, keepdims=True), g)
             vjp /= n_samples - 1
         else:
@@ -815,10 +837,12 @@ def exact_marginals(po, theta):
     if type(po.solver) is not Argmax or po.perturbation != "additive":
         return None
     theta = np.asarray(theta, dtype=np.float64)
-    # θ/ε can overflow for a tiny ε; ±1e300 already makes every gap decisive
-    # and keeps the differences of two scaled scores finite.
+    # Shift by the row maximum first: θ - max θ cannot overflow where θ/ε
+    # would (a tiny ε, a huge θ) and would clip distinct scores to one tie.
+    # Then -1e300 already makes a gap decisive and keeps the differences of
+    # two scaled scores finite.
     with np.errstate(over="ignore"):
-        scaled = np.clip(theta / po.epsilon, -1e300, 1e300)
+        scaled = np.maximum((theta - theta.max(axis=1, keepdims=True)) / po.epsilon, -1e300)
     if po.noise == "gumbel":
         return softmax(scaled, axis=1)
     if theta.shape[1] > _MAX_EXACT_ARGMAX_D:
