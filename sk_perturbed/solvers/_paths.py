@@ -14,9 +14,18 @@ point but may not follow this rule.
 
 import numba as nb
 import numpy as np
+from scipy.sparse import csr_array
 
-from ._base import BaseSolver, zero_one_target_rule
-from ._utils import check_grid_shape, check_int, pack_spec
+from ._base import TARGET_TOL, BaseSolver, _outside_box
+from ._utils import (
+    check_grid_shape,
+    check_int,
+    component_labels,
+    first_failure_rule,
+    first_outside_box,
+    pack_spec,
+    zero_one_rows,
+)
 
 DAG_SHORTEST_PATH_ID = 3
 GRID_SHORTEST_PATH_ID = 4
@@ -245,7 +254,6 @@ class DAGShortestPath(BaseSolver):
     """
 
     sense = "min"
-    _target_rule = zero_one_target_rule
 
     def __init__(self, grid=(5, 5)):
         self.grid = grid
@@ -287,6 +295,40 @@ class DAGShortestPath(BaseSolver):
     def _numba_spec(self):
         rows, cols = check_grid_shape(self.grid, "grid", type(self).__name__)
         return pack_spec(DAG_SHORTEST_PATH_ID, int_params=(rows, cols))
+
+    def _target_rule(self, Y):
+        # The convex hull of the paths is the unit-flow polytope of the DAG
+        # (its constraint matrix is totally unimodular): this check is exact,
+        # for paths and for their means alike.
+        rows, cols = check_grid_shape(self.grid, "grid", type(self).__name__)
+        arcs = self.arcs()
+        n_nodes, d = rows * cols, len(arcs)
+        incidence = csr_array(
+            (np.r_[np.ones(d), -np.ones(d)], (arcs[:, ::-1].T.ravel(), np.r_[np.arange(d), np.arange(d)])),
+            shape=(n_nodes, d),
+        )
+        net_inflow = (incidence @ Y.T).T
+        expected = np.zeros(n_nodes)
+        expected[0], expected[-1] = -1.0, 1.0
+        broken = np.abs(net_inflow - expected) > TARGET_TOL
+
+        def describe_box(i):
+            j = first_outside_box(Y[i])
+            return f"arc {j} {tuple(arcs[j].tolist())} carries {Y[i, j]:g}, outside [0, 1]"
+
+        def describe_flow(i):
+            v = int(np.flatnonzero(broken[i])[0])
+            return (
+                f"inflow - outflow at node {v} (row {v // cols}, column {v % cols}) is "
+                f"{net_inflow[i, v]:g} instead of {expected[v]:g}"
+            )
+
+        return first_failure_rule(
+            f"the 0/1 arcs of one path from node 0 (top left) to node {n_nodes - 1} (bottom "
+            "right), or a mean of such paths: a unit flow, i.e. entries in [0, 1] and inflow - "
+            f"outflow = -1 at node 0, +1 at node {n_nodes - 1} and 0 at every other node",
+            [(_outside_box(Y), describe_box), (broken.any(axis=1), describe_flow)],
+        )
 
 
 class GridShortestPath(BaseSolver):
@@ -343,7 +385,6 @@ class GridShortestPath(BaseSolver):
 
     sense = "min"
     requires_positive = True
-    _target_rule = zero_one_target_rule
 
     def __init__(self, shape=(12, 12), neighborhood=8):
         self.shape = shape
@@ -380,3 +421,114 @@ class GridShortestPath(BaseSolver):
         self._validate_params()
         rows, cols = self.shape
         return pack_spec(GRID_SHORTEST_PATH_ID, int_params=(rows, cols, self.neighborhood))
+
+    def _target_rule(self, Y):
+        # Exact for 0/1 rows; for means, linear conditions that every path
+        # meets, hence every mean of paths.
+        self._validate_params()
+        (rows, cols), diagonal = self.shape, self.neighborhood == 8
+        n, n_cells = Y.shape
+        neighbours = _neighbour_sums(Y.reshape(n, rows, cols), diagonal).reshape(n, n_cells)
+        corners = Y[:, [0, -1]]
+        corner_neighbours = neighbours[:, [0, -1]]
+        interior, interior_neighbours = Y[:, 1:-1], neighbours[:, 1:-1]
+        box = _outside_box(Y)
+        missing_corner = (np.abs(corners - 1.0) > TARGET_TOL).any(axis=1)
+        corner_degree = (np.abs(corner_neighbours - 1.0) > TARGET_TOL).any(axis=1)
+        dead_end = (interior_neighbours < 2.0 * interior - TARGET_TOL).any(axis=1)
+        zero_one = zero_one_rows(Y)
+        shortcut = zero_one & (interior_neighbours * np.rint(interior) > 2.0 + TARGET_TOL).any(axis=1)
+        # With those degrees, a 0/1 row is the path from corner to corner plus
+        # possibly cycles apart from it: cells off the first cell's component.
+        detached = np.zeros(n, dtype=bool)
+        candidates = np.flatnonzero(zero_one & ~(box | missing_corner | corner_degree | dead_end | shortcut))
+        off_path = np.zeros((n, n_cells), dtype=bool)
+        if candidates.size:
+            cells = np.rint(Y[candidates]).astype(bool)
+            labels = component_labels(len(candidates), n_cells, *_grid_path_edges(cells, rows, cols, diagonal))
+            off_path[candidates] = cells & (labels != labels[:, :1])
+            detached = off_path.any(axis=1)
+
+        def cell(j):
+            return f"cell {j} (row {j // cols}, column {j % cols})"
+
+        def describe_box(i):
+            j = first_outside_box(Y[i])
+            return f"{cell(j)} is {Y[i, j]:g}, outside [0, 1]"
+
+        def describe_corner(i):
+            j = 0 if abs(Y[i, 0] - 1.0) > TARGET_TOL else n_cells - 1
+            return f"{cell(j)}, an end of every path, is {Y[i, j]:g} instead of 1"
+
+        def describe_corner_degree(i):
+            j = 0 if abs(neighbours[i, 0] - 1.0) > TARGET_TOL else n_cells - 1
+            return (
+                f"the {self.neighborhood} neighbours of {cell(j)}, an end of every path, "
+                f"sum to {neighbours[i, j]:g} instead of 1"
+            )
+
+        def describe_dead_end(i):
+            j = 1 + int(np.flatnonzero(interior_neighbours[i] < 2.0 * interior[i] - TARGET_TOL)[0])
+            return (
+                f"the {self.neighborhood} neighbours of {cell(j)} sum to {neighbours[i, j]:g}, "
+                f"less than twice its value {Y[i, j]:g}: a path enters and leaves each of its cells"
+            )
+
+        def describe_shortcut(i):
+            j = 1 + int(np.flatnonzero(interior_neighbours[i] * np.rint(interior[i]) > 2.0 + TARGET_TOL)[0])
+            return (
+                f"{cell(j)} touches {neighbours[i, j]:g} cells of the path instead of 2 (a path "
+                "with a shortcut is never a shortest path for positive costs)"
+            )
+
+        def describe_detached(i):
+            j = int(np.flatnonzero(off_path[i])[0])
+            return f"{cell(j)} is not connected to the path that starts at cell 0"
+
+        return first_failure_rule(
+            f"the 0/1 cells of a path of {self.neighborhood}-neighbours from cell 0 (top left) "
+            f"to cell {n_cells - 1} (bottom right) whose every cell touches only its "
+            "predecessor and successor on the path (as every shortest path for positive "
+            "costs), or a mean of such paths",
+            [
+                (box, describe_box),
+                (missing_corner, describe_corner),
+                (corner_degree, describe_corner_degree),
+                (dead_end, describe_dead_end),
+                (shortcut, describe_shortcut),
+                (detached, describe_detached),
+            ],
+        )
+
+
+def _neighbour_steps(diagonal):
+    """The moves ``(dr, dc)`` between neighbouring cells, as the kernel's rule."""
+    return [
+        (dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if _is_neighbour_step(dr, dc, diagonal)
+    ]
+
+
+def _neighbour_sums(cells, diagonal):
+    """For each cell of ``cells`` (n, rows, cols), the sum of its neighbours' values."""
+    _, rows, cols = cells.shape
+    padded = np.pad(cells, ((0, 0), (1, 1), (1, 1)))
+    total = np.zeros_like(cells)
+    for dr, dc in _neighbour_steps(diagonal):
+        total += padded[:, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols]
+    return total
+
+
+def _grid_path_edges(cells, rows, cols, diagonal):
+    """``(row, u, v)`` of the edges between selected neighbouring cells of ``cells`` (m, d)."""
+    grids = cells.reshape(-1, rows, cols)
+    index = np.arange(rows * cols).reshape(rows, cols)
+    parts = []
+    for dr, dc in _neighbour_steps(diagonal):
+        if (dr, dc) <= (0, 0):
+            continue  # each undirected edge once: the steps that go forward
+        r0, r1 = 0, rows - dr
+        c0, c1 = max(0, -dc), cols - max(0, dc)
+        both = grids[:, r0:r1, c0:c1] & grids[:, r0 + dr : r1 + dr, c0 + dc : c1 + dc]
+        k, r, c = np.nonzero(both)
+        parts.append((k, index[r + r0, c + c0], index[r + r0 + dr, c + c0 + dc]))
+    return tuple(np.concatenate(column) for column in zip(*parts))

@@ -2,11 +2,19 @@
 
 import numba as nb
 import numpy as np
-from scipy.sparse import coo_array
+from scipy.sparse import coo_array, csr_array
 from scipy.sparse.csgraph import connected_components
 
-from ._base import BaseSolver, zero_one_target_rule
-from ._utils import check_int, check_integer_array, pack_spec
+from ._base import TARGET_TOL, BaseSolver, _outside_box, _wrong_sum
+from ._utils import (
+    check_int,
+    check_integer_array,
+    component_labels,
+    first_failure_rule,
+    first_outside_box,
+    pack_spec,
+    zero_one_rows,
+)
 
 SPANNING_TREE_ID = 7
 
@@ -79,8 +87,6 @@ class SpanningTree(BaseSolver):
     array([[1., 0., 1.]])
     """
 
-    _target_rule = zero_one_target_rule
-
     def __init__(self, n_nodes, edges):
         self.n_nodes = n_nodes
         self.edges = edges
@@ -128,3 +134,54 @@ class SpanningTree(BaseSolver):
     def _numba_spec(self):
         n_nodes, edges = self._checked_params()
         return pack_spec(SPANNING_TREE_ID, int_params=np.concatenate([[n_nodes], edges.ravel()]))
+
+    def _target_rule(self, Y):
+        # Exact for 0/1 rows (n_nodes - 1 edges that connect every node); for
+        # means, linear conditions that every spanning tree meets.
+        n_nodes, edges = self._checked_params()
+        n, d = Y.shape
+        incidence = csr_array(
+            (np.ones(2 * d), (edges.T.ravel(), np.r_[np.arange(d), np.arange(d)])),
+            shape=(n_nodes, d),
+        )
+        coverage = (incidence @ Y.T).T  # weight of the edges at each node
+        box = _outside_box(Y)
+        edge_count = _wrong_sum(Y.sum(axis=1), n_nodes - 1)
+        uncovered = (coverage < 1.0 - TARGET_TOL).any(axis=1)
+        disconnected = np.zeros(n, dtype=bool)
+        candidates = np.flatnonzero(zero_one_rows(Y) & ~(box | edge_count | uncovered))
+        labels = None
+        if candidates.size:
+            row, e = np.nonzero(np.rint(Y[candidates]))
+            labels = component_labels(len(candidates), n_nodes, row, edges[e, 0], edges[e, 1])
+            disconnected[candidates] = (labels != labels[:, :1]).any(axis=1)
+
+        def describe_box(i):
+            j = first_outside_box(Y[i])
+            return f"edge {j} {tuple(edges[j].tolist())} is {Y[i, j]:g}, outside [0, 1]"
+
+        def describe_count(i):
+            return f"its entries sum to {Y[i].sum():g} instead of n_nodes - 1 = {n_nodes - 1}"
+
+        def describe_uncovered(i):
+            v = int(np.flatnonzero(coverage[i] < 1.0 - TARGET_TOL)[0])
+            return f"the edges at node {v} sum to {coverage[i, v]:g}: a spanning tree reaches every node"
+
+        def describe_disconnected(i):
+            k = int(np.searchsorted(candidates, i))
+            v = int(np.flatnonzero(labels[k] != labels[k, 0])[0])
+            return (
+                f"its {n_nodes - 1} edges contain a cycle and leave node {v} unconnected to node 0"
+            )
+
+        return first_failure_rule(
+            f"the 0/1 mask of {n_nodes - 1} edges (n_nodes - 1) that connect all {n_nodes} "
+            "nodes without a cycle, or a mean of such trees (entries in [0, 1] summing to "
+            "n_nodes - 1, with edges of total weight >= 1 at every node)",
+            [
+                (box, describe_box),
+                (edge_count, describe_count),
+                (uncovered, describe_uncovered),
+                (disconnected, describe_disconnected),
+            ],
+        )

@@ -8,6 +8,10 @@ messages that name the solver, and pack them.
 import numbers
 
 import numpy as np
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
+
+from ._base import TARGET_TOL
 
 
 def check_int(value, name, owner, min_value=None):
@@ -63,3 +67,48 @@ def pack_spec(solver_id, float_params=(), int_params=()):
         np.ascontiguousarray(float_params, dtype=np.float64).ravel(),
         np.ascontiguousarray(int_params, dtype=np.int64).ravel(),
     )
+
+
+def first_failure_rule(rule, checks):
+    """``(bad rows, rule)`` for ``BaseSolver._target_rule`` from several checks.
+
+    ``checks`` is a sequence of ``(bad, describe)``: a boolean mask of the
+    rows that fail a condition, and ``describe(i)`` the failure of row ``i``
+    in words. The rule text ends with the first failure of the first bad
+    row, which is the row the error message names.
+    """
+    bad = np.zeros(len(checks[0][0]), dtype=bool)
+    for failed, _ in checks:
+        bad |= failed
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        for failed, describe in checks:
+            if failed[i]:
+                return bad, f"{rule}; this row fails as {describe(i)}"
+    return bad, rule
+
+
+def zero_one_rows(Y):
+    """Rows of ``Y`` whose entries all lie within ``TARGET_TOL`` of 0 or 1."""
+    return (np.minimum(np.abs(Y), np.abs(Y - 1.0)) <= TARGET_TOL).all(axis=1)
+
+
+def first_outside_box(row):
+    """Index of the first entry of ``row`` outside [0, 1] (beyond ``TARGET_TOL``)."""
+    return int(np.flatnonzero((row < -TARGET_TOL) | (row > 1.0 + TARGET_TOL))[0])
+
+
+def component_labels(n_rows, n_nodes, row, u, v):
+    """Connected components of ``n_rows`` separate graphs on ``n_nodes`` nodes each.
+
+    Edge ``k`` joins nodes ``u[k]`` and ``v[k]`` of graph ``row[k]``. Returns
+    labels of shape (n_rows, n_nodes): two nodes of one graph share a label
+    iff they are connected. One sparse call for the whole batch.
+    """
+    size = n_rows * n_nodes
+    offset = np.asarray(row, dtype=np.int64) * n_nodes
+    adjacency = coo_array(
+        (np.ones(len(offset)), (offset + u, offset + v)), shape=(size, size)
+    )
+    _, labels = connected_components(adjacency, directed=False)
+    return labels.reshape(n_rows, n_nodes)
