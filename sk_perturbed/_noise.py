@@ -18,6 +18,8 @@ import numba as nb
 import numpy as np
 from scipy import sparse
 
+from ._threads import interruptible
+
 GAUSSIAN = 0
 GUMBEL = 1
 NOISE_IDS = {"gaussian": GAUSSIAN, "gumbel": GUMBEL}
@@ -173,9 +175,10 @@ def sample_noise(seed, row_keys, n_samples, d, noise="gaussian", antithetic=Fals
     Z : ndarray of shape (n, n_samples, d)
     """
     row_keys = np.ascontiguousarray(row_keys, dtype=np.int64)
-    return _sample_noise_kernel(
-        np.uint64(seed), row_keys, int(n_samples), int(d), NOISE_IDS[noise], bool(antithetic)
-    )
+    with interruptible():
+        return _sample_noise_kernel(
+            np.uint64(seed), row_keys, int(n_samples), int(d), NOISE_IDS[noise], bool(antithetic)
+        )
 
 
 def content_row_keys(a):

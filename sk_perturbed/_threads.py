@@ -94,6 +94,33 @@ def resolve_n_threads(n_jobs):
     return min(int(n_jobs), limit)
 
 
+def _raised_by_interrupt(exc):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Let a Ctrl-C during a numba kernel surface as ``KeyboardInterrupt``.
+
+    The signal handler runs when the kernel returns to Python, inside numba's
+    unboxing of the result, and the dispatcher reports that as
+    ``SystemError: ... returned a result with an exception set`` whose
+    ``__context__`` is the ``KeyboardInterrupt``.
+    """
+    try:
+        yield
+    except SystemError as exc:
+        if _raised_by_interrupt(exc):
+            raise KeyboardInterrupt() from exc
+        raise
+
+
 def _needs_serial_launch():
     # numba.get_num_threads() has launched the thread pool, so the layer is known.
     try:
@@ -125,7 +152,8 @@ def numba_threads(n_jobs):
         stack.append(n_jobs is not None or explicit_outer)
         try:
             numba.set_num_threads(n_threads)
-            yield
+            with interruptible():
+                yield
         finally:
             stack.pop()
             numba.set_num_threads(previous)
