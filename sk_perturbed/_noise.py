@@ -18,7 +18,7 @@ import numba as nb
 import numpy as np
 from scipy import sparse
 
-from ._threads import interruptible
+from ._threads import interruptible, parallel_kernel
 
 GAUSSIAN = 0
 GUMBEL = 1
@@ -140,7 +140,7 @@ def grad_nu(z, noise_id):
     return 1.0 - math.exp(-z)
 
 
-@nb.njit(cache=True, parallel=True)
+@parallel_kernel
 def _sample_noise_kernel(seed, row_keys, n_samples, d, noise_id, antithetic):
     out = np.empty((row_keys.shape[0], n_samples, d))
     for i in nb.prange(row_keys.shape[0]):

@@ -7,6 +7,7 @@ an overflow reported as a solver failure, a Ctrl-C turned into a
 batch shapes the public functions accept.
 """
 
+import multiprocessing
 import signal
 import threading
 import time
@@ -149,3 +150,30 @@ def test_ctrl_c_during_fit_keeps_the_epochs_done():
     assert 1 <= model.n_iter_ < 10_000
     assert len(model.loss_curve_) == model.n_iter_
     assert model.predict(X[:3]).shape == (3, 20)
+
+
+def _estimate_in_child(queue, theta):
+    po = _po(Ranking(), n_jobs=2)
+    queue.put(po.estimate(theta, theta[::-1].copy()))
+
+
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform"
+)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_child_forked_after_a_parallel_kernel_runs_kernels():
+    # GNU OpenMP terminated such a child at its first parallel region.
+    theta = np.random.default_rng(4).normal(size=(300, 8))
+    parent = _po(Ranking(), n_jobs=2).estimate(theta, theta[::-1].copy())
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_estimate_in_child, args=(queue, theta))
+    child.start()
+    try:
+        # Read before joining: a child blocks until its queue is drained.
+        result = queue.get(timeout=300)  # a serial compilation on first use
+    finally:
+        child.join(timeout=60)
+    assert child.exitcode == 0
+    for a, b in zip(parent, result):
+        np.testing.assert_array_equal(a, b)

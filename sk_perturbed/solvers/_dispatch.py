@@ -16,7 +16,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .._threads import interruptible
+from .._threads import interruptible, parallel_kernel
 
 from ._basic import ARGMAX_ID, RANKING_ID, TOPK_ID, argmax_row, ranking_row, topk_row
 from ._knapsack import KNAPSACK_ID, knapsack_row
@@ -90,7 +90,7 @@ def _call_solver_impl(solver, x, out):
     return impl
 
 
-@nb.njit(cache=True, parallel=True)
+@parallel_kernel
 def _solve_batch_kernel(theta, solver):
     out = np.empty_like(theta)
     for i in nb.prange(theta.shape[0]):
