@@ -23,6 +23,7 @@ from numba import types
 from numba.extending import overload
 
 from ._noise import GAUSSIAN, fill_noise, grad_nu
+from ._threads import parallel_kernel
 from .solvers._dispatch import call_solver, solve_builtin_row
 
 
@@ -55,7 +56,7 @@ def _solve_row_impl(solver, solver_id, float_params, int_params, x, out):
     )
 
 
-@nb.njit(cache=True, parallel=True)
+@parallel_kernel
 def perturbed_kernel(
     theta,
     row_keys,

@@ -18,6 +18,8 @@ import numba as nb
 import numpy as np
 from scipy import sparse
 
+from ._threads import interruptible, parallel_kernel
+
 GAUSSIAN = 0
 GUMBEL = 1
 NOISE_IDS = {"gaussian": GAUSSIAN, "gumbel": GUMBEL}
@@ -138,7 +140,7 @@ def grad_nu(z, noise_id):
     return 1.0 - math.exp(-z)
 
 
-@nb.njit(cache=True, parallel=True)
+@parallel_kernel
 def _sample_noise_kernel(seed, row_keys, n_samples, d, noise_id, antithetic):
     out = np.empty((row_keys.shape[0], n_samples, d))
     for i in nb.prange(row_keys.shape[0]):
@@ -173,9 +175,10 @@ def sample_noise(seed, row_keys, n_samples, d, noise="gaussian", antithetic=Fals
     Z : ndarray of shape (n, n_samples, d)
     """
     row_keys = np.ascontiguousarray(row_keys, dtype=np.int64)
-    return _sample_noise_kernel(
-        np.uint64(seed), row_keys, int(n_samples), int(d), NOISE_IDS[noise], bool(antithetic)
-    )
+    with interruptible():
+        return _sample_noise_kernel(
+            np.uint64(seed), row_keys, int(n_samples), int(d), NOISE_IDS[noise], bool(antithetic)
+        )
 
 
 def content_row_keys(a):

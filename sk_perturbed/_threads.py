@@ -21,6 +21,7 @@ Rules (see ``docs/scaling.rst``):
 import contextlib
 import os
 import threading
+import types
 
 import numba
 from numba import config
@@ -94,6 +95,33 @@ def resolve_n_threads(n_jobs):
     return min(int(n_jobs), limit)
 
 
+def _raised_by_interrupt(exc):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Let a Ctrl-C during a numba kernel surface as ``KeyboardInterrupt``.
+
+    The signal handler runs when the kernel returns to Python, inside numba's
+    unboxing of the result, and the dispatcher reports that as
+    ``SystemError: ... returned a result with an exception set`` whose
+    ``__context__`` is the ``KeyboardInterrupt``.
+    """
+    try:
+        yield
+    except SystemError as exc:
+        if _raised_by_interrupt(exc):
+            raise KeyboardInterrupt() from exc
+        raise
+
+
 def _needs_serial_launch():
     # numba.get_num_threads() has launched the thread pool, so the layer is known.
     try:
@@ -125,7 +153,8 @@ def numba_threads(n_jobs):
         stack.append(n_jobs is not None or explicit_outer)
         try:
             numba.set_num_threads(n_threads)
-            yield
+            with interruptible():
+                yield
         finally:
             stack.pop()
             numba.set_num_threads(previous)
@@ -179,3 +208,68 @@ def training_threads(n_jobs):
     """
     with numba_threads(n_jobs), _serial_blas():
         yield
+
+
+# A child forked after this process launched numba's thread pool inherits a
+# pool whose threads did not survive the fork: GNU OpenMP (numba's 'omp'
+# layer on Linux) terminates such a child at its first parallel region, and
+# the 'workqueue' layer's pool is as dead. 'tbb' is fork-safe.
+_forked_after_pool = False
+
+
+def _after_fork_in_child():
+    global _forked_after_pool
+    from numba.np.ufunc import parallel
+
+    if parallel._is_initialized and numba.threading_layer() != "tbb":
+        _forked_after_pool = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def in_forked_child():
+    """Whether kernels must run serially: forked after the thread pool started."""
+    return _forked_after_pool
+
+
+class ParallelKernel:
+    """``@njit(cache=True, parallel=True)`` with a serial twin for forked children.
+
+    In a process forked after the parent ran a parallel kernel (multiprocessing's
+    'fork' context, a pre-forking server), calls go to a ``parallel=False``
+    compilation of the same function, compiled there on first use and cached
+    on disk under its own name (numba's cache index does not tell the two
+    apart by their flags). Results are the same: rows are independent.
+    Attributes (``stats``, ``signatures``, ...) are the parallel dispatcher's.
+    """
+
+    def __init__(self, py_func):
+        self.parallel = numba.njit(cache=True, parallel=True)(py_func)
+        self._py_func = py_func
+        self._serial = None
+        self.__doc__ = py_func.__doc__
+        self.__name__ = py_func.__name__
+
+    @property
+    def serial(self):
+        if self._serial is None:
+            f = self._py_func
+            twin = types.FunctionType(
+                f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__
+            )
+            twin.__qualname__ = f.__qualname__ + "_serial"
+            twin.__doc__ = f.__doc__
+            self._serial = numba.njit(cache=True)(twin)
+        return self._serial
+
+    def __call__(self, *args):
+        return (self.serial if _forked_after_pool else self.parallel)(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.parallel, name)
+
+
+def parallel_kernel(py_func):
+    """Decorator: a :class:`ParallelKernel` of ``py_func``."""
+    return ParallelKernel(py_func)

@@ -406,6 +406,11 @@ def _require_cupy():
 _MIN_WORK_PER_THREAD = 1 << 18
 
 
+#: Perturbed entries (rows·M·d) of one kernel launch: about 0.1-1 s of work
+#: per thread, the longest a Ctrl-C waits.
+_CHUNK_ENTRIES = 1 << 22
+
+
 def _kernel_threads(n_jobs, n_rows, n_samples, d):
     """Threads for one kernel call.
 
@@ -432,13 +437,24 @@ def _estimate_numba(
     n, d = theta.shape
     if n_threads is None:
         n_threads = _kernel_threads(n_jobs, n, n_samples, d)
+    rows = max(1, _CHUNK_ENTRIES // max(1, n_samples * d))
+    outputs = []
     with numba_threads(n_threads):
-        y, grad, value, vjp = perturbed_kernel(
-            theta, row_keys, np.uint64(seed), n_samples, epsilon, NOISE_IDS[noise],
-            multiplicative, antithetic, sign,
-            v if want_vjp else np.zeros((0, d)),
-            want_vjp, control_variate, solver_arg,
-        )
+        # Chunks of rows: a Ctrl-C is seen between two chunks (a signal
+        # cannot stop a compiled loop); rows do not depend on the split.
+        for start in range(0, n, rows):
+            part = slice(start, start + rows)
+            outputs.append(perturbed_kernel(
+                theta[part], row_keys[part], np.uint64(seed), n_samples, epsilon,
+                NOISE_IDS[noise], multiplicative, antithetic, sign,
+                v[part] if want_vjp else np.zeros((0, d)),
+                want_vjp, control_variate, solver_arg,
+            ))
+    if len(outputs) == 1:
+        y, grad, value, vjp = outputs[0]
+    else:
+        y, value, vjp = (np.concatenate([out[k] for out in outputs]) for k in (0, 2, 3))
+        grad = np.concatenate([out[1] for out in outputs]) if multiplicative else y
     # Exceptions raised inside numba's parallel loops are unreliable, so row
     # kernels flag a problem they cannot solve with NaN and it is raised here.
     _check_estimated_values(
@@ -472,7 +488,7 @@ def _check_estimated_values(
             f"The perturbed problems of {where} overflow float64 (max |theta| = "
             f"{np.abs(theta_row).max():.3g}, epsilon = {epsilon:.3g}): θ + εZ, "
             "θ ⊙ exp(εZ), or the optimal values <y*, θ̃> and their sum over the samples "
-            "are beyond 1.8e308. Rescale: divide theta (the scores or costs) by a constant "
+            "are beyond 1.8e308. To fix it, lower epsilon or rescale: divide theta (the scores or costs) by a constant "
             "c, and for additive noise epsilon by the same c; the structures y_ε are "
             "unchanged and the optimal values scale by 1/c."
         )

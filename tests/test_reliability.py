@@ -7,8 +7,14 @@ an overflow reported as a solver failure, a Ctrl-C turned into a
 batch shapes the public functions accept.
 """
 
+import multiprocessing
+import signal
+import threading
+import time
+
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 from sk_perturbed.perturbed import PerturbedOptimizer, exact_marginals
 from sk_perturbed.solvers import Argmax, Ranking
@@ -71,3 +77,103 @@ def test_huge_theta_is_an_overflow_not_a_solver_failure(solver, theta, perturbat
     scaled = _po(solver, perturbation=perturbation, n_samples=5,
                  epsilon=1.0 if perturbation == "multiplicative" else 1.0 / c)
     assert np.isfinite(scaled(np.array(theta) / c)).all()
+
+
+def _interrupt_after(delay):
+    """A started timer that sends SIGINT to the main thread after ``delay`` s."""
+    main = threading.main_thread().ident
+    timer = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    return timer
+
+
+def _long_call_size():
+    # About 2 s of single-thread Ranking work on a loaded 2-core machine,
+    # spread over many kernel chunks.
+    return np.random.default_rng(0).normal(size=(40_000, 50))
+
+
+def test_ctrl_c_during_a_kernel_raises_keyboard_interrupt_promptly():
+    po = _po(Ranking(), n_samples=30, n_jobs=1)
+    po(np.zeros((2, 5)))  # compiled before timing
+    theta = _long_call_size()
+    start = time.perf_counter()
+    po(theta[:4000])
+    tenth = time.perf_counter() - start
+    timer = _interrupt_after(0.2)
+    start = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            po(theta)
+            time.sleep(10 * tenth + 5)  # the signal still arrives, here at worst
+    finally:
+        timer.cancel()
+        timer.join()
+    # Interrupted at the end of a chunk (2**22 entries, 1/15 of this call),
+    # not at the end of the call.
+    assert time.perf_counter() - start < 0.2 + 0.5 * 10 * tenth
+
+
+def test_kernel_chunks_give_the_rows_of_one_launch(monkeypatch):
+    from sk_perturbed import perturbed
+
+    theta = np.random.default_rng(2).normal(size=(37, 6))
+    v = np.random.default_rng(3).normal(size=theta.shape)
+    for perturbation in ("additive", "multiplicative"):
+        po = _po(Ranking(), perturbation=perturbation)
+        whole = po.estimate(theta, v)
+        monkeypatch.setattr(perturbed, "_CHUNK_ENTRIES", 5 * 20 * 6)  # 5 rows a chunk
+        chunked = po.estimate(theta, v)
+        monkeypatch.undo()
+        for a, b in zip(whole, chunked):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_ctrl_c_during_fit_keeps_the_epochs_done():
+    from sk_perturbed import PerturbedRankingRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 10))
+    Y = X @ rng.normal(size=(10, 20))
+    model = PerturbedRankingRegressor(n_samples=50, max_iter=10_000, tol=0.0,
+                                      n_iter_no_change=10_000, random_state=0, n_jobs=1)
+    with pytest.warns(ConvergenceWarning):  # compiled before the timer
+        model.set_params(max_iter=1).fit(X[:50], Y[:50])
+    model.set_params(max_iter=10_000)
+    timer = _interrupt_after(1.0)
+    try:
+        with pytest.warns(UserWarning, match="interrupted"):
+            model.fit(X, Y)
+    finally:
+        timer.cancel()
+        timer.join()
+    assert 1 <= model.n_iter_ < 10_000
+    assert len(model.loss_curve_) == model.n_iter_
+    assert model.predict(X[:3]).shape == (3, 20)
+
+
+def _estimate_in_child(queue, theta):
+    po = _po(Ranking(), n_jobs=2)
+    queue.put(po.estimate(theta, theta[::-1].copy()))
+
+
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform"
+)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_child_forked_after_a_parallel_kernel_runs_kernels():
+    # GNU OpenMP terminated such a child at its first parallel region.
+    theta = np.random.default_rng(4).normal(size=(300, 8))
+    parent = _po(Ranking(), n_jobs=2).estimate(theta, theta[::-1].copy())
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_estimate_in_child, args=(queue, theta))
+    child.start()
+    try:
+        # Read before joining: a child blocks until its queue is drained.
+        result = queue.get(timeout=300)  # a serial compilation on first use
+    finally:
+        child.join(timeout=60)
+    assert child.exitcode == 0
+    for a, b in zip(parent, result):
+        np.testing.assert_array_equal(a, b)

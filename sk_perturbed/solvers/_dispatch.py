@@ -16,6 +16,8 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from .._threads import interruptible, parallel_kernel
+
 from ._basic import ARGMAX_ID, RANKING_ID, TOPK_ID, argmax_row, ranking_row, topk_row
 from ._knapsack import KNAPSACK_ID, knapsack_row
 from ._matching import ASSIGNMENT_ID, assignment_row
@@ -88,7 +90,7 @@ def _call_solver_impl(solver, x, out):
     return impl
 
 
-@nb.njit(cache=True, parallel=True)
+@parallel_kernel
 def _solve_batch_kernel(theta, solver):
     out = np.empty_like(theta)
     for i in nb.prange(theta.shape[0]):
@@ -116,7 +118,8 @@ def solve_batch(solver, theta):
         raise TypeError(
             f"{type(solver).__name__} has no numba kernel; override _solve_batch to solve in Python."
         )
-    out = _solve_batch_kernel(theta, arg)
+    with interruptible():
+        out = _solve_batch_kernel(theta, arg)
     # Row kernels flag a row they cannot solve with NaN (exceptions inside
     # numba's parallel loops are unreliable): raise for it here.
     bad = ~np.isfinite(out).all(axis=1)

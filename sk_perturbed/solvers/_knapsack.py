@@ -10,6 +10,7 @@ import numbers
 import numba as nb
 import numpy as np
 
+from .._threads import interruptible, parallel_kernel
 from ._base import TARGET_TOL, BaseSolver, _outside_box
 from ._utils import check_integer_array, pack_spec
 
@@ -120,7 +121,7 @@ def multi_knapsack_row(x, float_params, int_params, out):
                 s -= weights[i, j] * strides[i]
 
 
-@nb.njit(cache=True, parallel=True)
+@parallel_kernel
 def _multi_knapsack_batch(theta, float_params, int_params):
     out = np.empty_like(theta)
     for i in nb.prange(theta.shape[0]):
@@ -415,7 +416,8 @@ class Knapsack(BaseSolver):
         if kind == "dp1":
             return super()._solve_batch(theta)
         if kind == "dpk":
-            return _multi_knapsack_batch(theta, spec[1], spec[2])
+            with interruptible():
+                return _multi_knapsack_batch(theta, spec[1], spec[2])
         return self._solve_milp(theta)
 
     def _milp(self):
