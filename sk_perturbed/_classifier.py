@@ -104,9 +104,10 @@ class PerturbedStructuredClassifier(ClassifierMixin, BasePerturbedEstimator):
     each class wins under the noise; with 2-D targets Y of shape (n, d) it
     predicts structures (paths, matchings, selections, ...). Each row of such
     a Y must be a structure of the solver or a mean of structures (a point of
-    their convex hull, e.g. soft targets); ``fit`` checks cheap necessary
-    conditions (entries in [0, 1], the sums the solver implies) and names the
-    first row that breaks them.
+    their convex hull, e.g. soft targets); ``fit`` checks the conditions each
+    solver states (entries in [0, 1], the sums it implies; for shortest paths
+    and spanning trees, that a 0/1 row is a path or a tree, and flow
+    conservation on the DAG) and names the first row that breaks them.
 
     Parameters
     ----------
@@ -114,10 +115,15 @@ class PerturbedStructuredClassifier(ClassifierMixin, BasePerturbedEstimator):
         The combinatorial oracle: a name in ``{'argmax', 'topk', 'ranking',
         'dag_shortest_path', 'grid_shortest_path', 'assignment'}`` (default
         parameters), an object from :mod:`sk_perturbed.solvers` (its
-        parameters are searchable as ``solver__<name>``), or a Python callable
+        parameters are searchable as ``solver__<name>``; a name has none: pass
+        e.g. ``solver=TopK(k=2)`` to set ``solver__k``), or a Python callable
         θ (d,) → y (d,) wrapped in :class:`~sk_perturbed.solvers.CallableSolver`.
         For minimizing solvers (shortest paths, assignment) θ is a cost
-        vector; the sign is handled internally.
+        vector; the sign is handled internally. Whether a plain callable
+        maximizes or minimizes is inferred at fit from its answers on a few
+        pairs of random positive scores (an optimizer is monotone); when they
+        do not tell, ``fit`` raises and asks for
+        ``CallableSolver(func, sense='max' or 'min')``, which is never probed.
     epsilon : float, default=1.0
         Noise scale ε.
     n_samples : int, default=10
@@ -313,7 +319,9 @@ feature_names_in_
         elif isinstance(solver, _solvers.BaseSolver):
             solver = clone(solver)
         elif callable(solver):
-            solver = _solvers.CallableSolver(solver)
+            from .solvers._callable import infer_sense
+
+            solver = _solvers.CallableSolver(solver, sense=infer_sense(solver, n_outputs))
         else:
             raise ValueError(f"solver must be a name, a solver object or a callable, got {solver!r}.")
         solver._validate_params()

@@ -13,11 +13,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sk_perturbed import PerturbedStructuredClassifier
 from sk_perturbed.datasets import make_shortest_path, make_warcraft_like
 from sk_perturbed.perturbed import PerturbedOptimizer
-from sk_perturbed.solvers import DAGShortestPath, GridShortestPath, SpanningTree
+from sk_perturbed.solvers import CallableSolver, DAGShortestPath, GridShortestPath, SpanningTree, TopK
 
 
 def _fit(solver, X, Y, **params):
-    params = dict(model="linear", n_samples=2, max_iter=2, random_state=0, **params)
+    params = {**dict(model="linear", n_samples=2, max_iter=2, random_state=0), **params}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return PerturbedStructuredClassifier(solver=solver, **params).fit(X, Y)
@@ -151,3 +151,49 @@ def test_spanning_tree_targets_accept_trees_and_their_means():
     weights = np.random.RandomState(0).randn(50, 7)
     solver._check_targets(np.vstack([solver(weights), solver(-weights)]))
     solver._check_targets(PerturbedOptimizer(solver, n_samples=20, random_state=0)(weights))
+
+
+# ---------------------------------------------------------------------------
+# A plain callable as solver=: its sense is inferred, or the fit asks for it
+# ---------------------------------------------------------------------------
+def _dag_path_function(costs):
+    # A plain function that minimizes costs (it was read as a maximizer before).
+    return DAGShortestPath(grid=(3, 4))(costs)
+
+
+def test_plain_minimizing_callable_is_read_as_a_minimizer():
+    X, costs, paths = make_shortest_path(40, n_features=5, grid=(3, 4), random_state=0)
+    plain = _fit(_dag_path_function, X, paths, max_iter=3)
+    assert plain.solver_.sense == "min"
+    declared = _fit(CallableSolver(_dag_path_function, sense="min"), X, paths, max_iter=3)
+    np.testing.assert_array_equal(plain.predict(X), declared.predict(X))
+    np.testing.assert_allclose(plain.predict_scores(X), declared.predict_scores(X))
+
+
+def test_plain_maximizing_callable_is_read_as_a_maximizer():
+    X, _, _ = make_shortest_path(60, grid=(3, 4), random_state=0)
+    Y = TopK(k=2)(np.random.RandomState(0).randn(60, 5))
+    model = _fit(lambda theta: TopK(k=2)(theta), X, Y)
+    assert model.solver_.sense == "max"
+
+
+@pytest.mark.parametrize(
+    "func, found",
+    [
+        (lambda theta: np.eye(theta.size)[0], "do not change with the scores"),
+        # Argmax on the first half of the items, argmin on the second.
+        (
+            lambda theta: np.where(
+                theta[:3].max() - 1.5 > 1.5 - theta[3:].min(),
+                np.eye(6)[np.argmax(np.r_[theta[:3], np.full(3, -np.inf)])],
+                np.eye(6)[np.argmin(np.r_[np.full(3, np.inf), theta[3:]])],
+            ),
+            "maximizer on some and as a minimizer on others",
+        ),
+    ],
+)
+def test_plain_callable_of_unknown_sense_asks_for_callable_solver(func, found):
+    X = np.random.RandomState(0).randn(20, 3)
+    Y = np.eye(6)[np.arange(20) % 6]
+    with pytest.raises(ValueError, match=rf"Cannot tell .*{found}.*CallableSolver\(.*sense='max'"):
+        _fit(func, X, Y)
