@@ -424,6 +424,38 @@ feature_names_in_
         return Y if Y.ndim == 1 else None
 
     # ---------------------------------------------------------------- public
+    def set_params(self, **params):
+        """Set the parameters of this estimator (and of its solver object).
+
+        ``solver__<name>`` needs ``solver`` to be a solver object: a solver
+        name or a plain function has no parameters to set.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters, and ``solver__<name>`` for the solver's.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+        """
+        solver = params.get("solver", self.solver)
+        nested = sorted(key for key in params if key.startswith("solver__"))
+        if nested and not hasattr(solver, "set_params"):
+            names = ", ".join(f"{key[len('solver__'):]}=..." for key in nested)
+            if isinstance(solver, str) and solver in SOLVER_NAMES:
+                example = f"solver={SOLVER_NAMES[solver]}({names}) (the class {solver!r} names)"
+            else:
+                example = f"solver=CallableSolver(func, {names})"
+            raise ValueError(
+                f"Cannot set {', '.join(nested)}: solver={solver!r} has no parameters (a "
+                f"solver name or a plain function stands for a solver with its defaults). Pass "
+                f"a solver object from sk_perturbed.solvers instead, e.g. {example}; its "
+                "parameters can then be set and searched as solver__<name>."
+            )
+        return super().set_params(**params)
+
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Update the model with one epoch over X and Y.
 

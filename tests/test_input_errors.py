@@ -197,3 +197,58 @@ def test_plain_callable_of_unknown_sense_asks_for_callable_solver(func, found):
     Y = np.eye(6)[np.arange(20) % 6]
     with pytest.raises(ValueError, match=rf"Cannot tell .*{found}.*CallableSolver\(.*sense='max'"):
         _fit(func, X, Y)
+
+
+# ---------------------------------------------------------------------------
+# Parameters that cannot apply: nested solver parameters of a name, and
+# n_item_features changed after fit
+# ---------------------------------------------------------------------------
+def test_nested_solver_parameter_of_a_solver_name_asks_for_a_solver_object():
+    model = PerturbedStructuredClassifier(solver="topk")
+    with pytest.raises(ValueError, match=r"solver__k: solver='topk' has no parameters.*solver=TopK\(k=\.\.\.\)"):
+        model.set_params(solver__k=2)
+    assert model.solver == "topk"
+    with pytest.raises(ValueError, match=r"solver=CallableSolver\(func, sense=\.\.\.\)"):
+        PerturbedStructuredClassifier(solver=_dag_path_function).set_params(solver__sense="min")
+    # With a solver object, in the same call or before, the nested parameter applies.
+    assert model.set_params(solver=TopK(), solver__k=2).solver.k == 2
+    assert model.set_params(solver__k=3).solver.k == 3
+
+
+def test_nested_solver_parameter_in_a_grid_search_over_a_name_is_named():
+    from sklearn.model_selection import GridSearchCV
+
+    X = np.random.RandomState(0).randn(30, 4)
+    Y = TopK(k=2)(X)
+    search = GridSearchCV(PerturbedStructuredClassifier(solver="topk", max_iter=1),
+                          {"solver__k": [2]}, cv=2, error_score="raise")
+    with pytest.raises(ValueError, match=r"solver=TopK\(k=\.\.\.\)"):
+        search.fit(X, Y)
+
+
+@pytest.mark.parametrize("estimator", ["ranker", "classifier"])
+@pytest.mark.parametrize("fitted_with, set_to", [(3, 2), (3, 4), (3, None), (None, 3)])
+def test_n_item_features_changed_after_fit_is_named_at_predict(estimator, fitted_with, set_to):
+    from sk_perturbed import PerturbedRankingRegressor
+
+    rng = np.random.RandomState(0)
+    X, scores = rng.randn(40, 12), rng.randn(40, 4)
+    if estimator == "ranker":
+        model = PerturbedRankingRegressor(n_item_features=fitted_with, max_iter=1, model="linear")
+        Y = scores
+    else:
+        model = PerturbedStructuredClassifier(solver=TopK(k=2), n_item_features=fitted_with,
+                                              max_iter=1, model="linear")
+        Y = TopK(k=2)(scores)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, Y)
+    expected = model.predict(X)
+    model.set_params(n_item_features=set_to)
+    message = (rf"n_item_features={set_to!r} was set after fitting, but the model was fitted "
+               rf"with n_item_features={fitted_with!r}")
+    for method in (model.predict, model.predict_scores, model.predict_marginals):
+        with pytest.raises(ValueError, match=message):
+            method(X)
+    model.set_params(n_item_features=fitted_with)
+    np.testing.assert_array_equal(model.predict(X), expected)
