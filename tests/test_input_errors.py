@@ -252,3 +252,34 @@ def test_n_item_features_changed_after_fit_is_named_at_predict(estimator, fitted
             method(X)
     model.set_params(n_item_features=fitted_with)
     np.testing.assert_array_equal(model.predict(X), expected)
+
+
+# ---------------------------------------------------------------------------
+# A huge n_samples with a Python solver: named before allocating
+# ---------------------------------------------------------------------------
+def _batched_top2(theta):
+    return TopK(k=2)(theta)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_huge_n_samples_with_a_python_solver_names_n_samples(batched):
+    solver = CallableSolver(_batched_top2 if batched else lambda t: TopK(k=2)(t[None])[0],
+                            batched=batched)
+    theta = np.random.RandomState(0).randn(3, 5)
+    po = PerturbedOptimizer(solver, n_samples=10**12, random_state=0)
+    # 4 arrays x 8 bytes x 3 rows x 1e12 samples x 5 = 4.8e14 bytes.
+    with pytest.raises(MemoryError, match=r"n_samples=1000000000000 .*need about 4.47e\+05 GiB"
+                                          r".*Lower n_samples"):
+        po(theta)
+    X = np.random.RandomState(1).randn(20, 3)
+    model = PerturbedStructuredClassifier(solver=solver, n_samples=10**12, max_iter=1)
+    with pytest.raises(MemoryError, match=r"n_samples=1000000000000 .*batch_size"):
+        model.fit(X, TopK(k=2)(np.random.RandomState(2).randn(20, 5)))
+
+
+def test_memory_check_compares_with_the_available_bytes():
+    from sk_perturbed._memory import check_perturbed_batch_memory
+
+    check_perturbed_batch_memory(10, 100, 5, available=4 * 8 * 10 * 100 * 5)  # just fits
+    with pytest.raises(MemoryError, match=r"n_samples=100 perturbations of 10 rows of dimension 5"):
+        check_perturbed_batch_memory(10, 100, 5, available=4 * 8 * 10 * 100 * 5 - 1)
