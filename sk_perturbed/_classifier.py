@@ -418,7 +418,17 @@ feature_names_in_
         structures = self.solver_(theta)
         if self._labels_mode():
             return self.classes_[np.argmax(structures, axis=1)]
-        return np.rint(structures).astype(np.int64)
+        rounded = np.rint(structures)
+        fractional = np.abs(structures - rounded) > 1e-6
+        if fractional.any():
+            i = int(np.flatnonzero(fractional.any(axis=1))[0])
+            raise ValueError(
+                f"The solver {self.solver_!r} returned a structure with non-integer entries "
+                f"for sample {i} ({np.array2string(structures[i], precision=4, threshold=12)}); "
+                "predict returns integer structures, and rounding would change it silently. "
+                "Use predict_scores(X) and solve with the scores yourself."
+            )
+        return rounded.astype(np.int64)
 
     def _stratify_labels(self, Y):
         return Y if Y.ndim == 1 else None

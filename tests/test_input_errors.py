@@ -283,3 +283,20 @@ def test_memory_check_compares_with_the_available_bytes():
     check_perturbed_batch_memory(10, 100, 5, available=4 * 8 * 10 * 100 * 5)  # just fits
     with pytest.raises(MemoryError, match=r"n_samples=100 perturbations of 10 rows of dimension 5"):
         check_perturbed_batch_memory(10, 100, 5, available=4 * 8 * 10 * 100 * 5 - 1)
+
+
+# ---------------------------------------------------------------------------
+# A solver that returns a non-integer structure at predict
+# ---------------------------------------------------------------------------
+def _half_top2(theta):
+    return 0.5 * TopK(k=2)(theta[None])[0]  # a fractional "structure"
+
+
+def test_predict_refuses_to_round_a_fractional_structure():
+    rng = np.random.RandomState(0)
+    X = rng.randn(30, 3)
+    Y = 0.5 * TopK(k=2)(rng.randn(30, 5))
+    model = _fit(CallableSolver(_half_top2, sense="max"), X, Y)
+    with pytest.raises(ValueError, match=r"non-integer entries for sample 0 .*rounding would"):
+        model.predict(X)
+    np.testing.assert_allclose(model.solver_(model.predict_scores(X)).sum(axis=1), 1.0)
