@@ -1,8 +1,10 @@
 """Shared helpers of the benchmark scripts: CLI, tables, plots, per-epoch curves.
 
 Every benchmark script exposes ``main(argv=None)`` and accepts ``--quick``
-(a < 1 minute smoke run), ``--out DIR`` (default ``benchmarks/results``) and
-``--seed`` (base seed; the runs use ``seed, seed + 1, ...``).
+(a < 1 minute smoke run), ``--out DIR`` (default ``benchmarks/results``, or
+``benchmarks/results/quick`` for ``--quick``, git-ignored, so that a smoke run
+never overwrites the committed full results) and ``--seed`` (base seed; the
+runs use ``seed, seed + 1, ...``).
 """
 
 import argparse
@@ -16,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+#: Where ``--quick`` runs write by default: never over the committed full results.
+QUICK_OUT = DEFAULT_OUT / "quick"
 
 
 def parse_args(argv, description, seed=0):
@@ -23,11 +27,12 @@ def parse_args(argv, description, seed=0):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true",
                         help="tiny smoke run (< 1 minute): small n, 1 seed, few epochs")
-    parser.add_argument("--out", default=str(DEFAULT_OUT),
-                        help="output folder for the Markdown table and the PNG plot")
+    parser.add_argument("--out", default=None,
+                        help="output folder for the Markdown table and the PNG plot "
+                             f"(default {DEFAULT_OUT}, or {QUICK_OUT} with --quick)")
     parser.add_argument("--seed", type=int, default=seed, help="base random seed")
     args = parser.parse_args(argv)
-    args.out = Path(args.out)
+    args.out = Path(args.out) if args.out is not None else QUICK_OUT if args.quick else DEFAULT_OUT
     args.out.mkdir(parents=True, exist_ok=True)
     return args
 

@@ -284,6 +284,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
 
     def _scores(self, X):
         """θ for an X that went through :meth:`_validate_for_predict`."""
+        self._check_fitted_item_features()
         dtype = self.coefs_[0].dtype
         if X.dtype != dtype:
             with np.errstate(over="ignore"):  # named below
@@ -329,6 +330,23 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
             )
         # One model, shared by every item, scores an item from its own features.
         return _models.layer_sizes(self.n_item_features, self._hidden_sizes(), 1, self.model)
+
+    def _check_fitted_item_features(self):
+        """Prediction reads n_item_features: a value set after fit must fit the fitted layers."""
+        first, last = self.coefs_[0].shape[0], self.coefs_[-1].shape[1]
+        value, n_outputs = self.n_item_features, self.n_outputs_
+        whole_rows = first == self.n_features_in_ and last == n_outputs
+        if (value is None and whole_rows) or (
+            value is not None and last == 1 and first == value and value * n_outputs == self.n_features_in_
+        ):
+            return
+        fitted = None if whole_rows else first
+        raise ValueError(
+            f"n_item_features={value!r} was set after fitting, but the model was fitted with "
+            f"n_item_features={fitted!r}: its first layer reads {first} features per "
+            f"{'sample' if whole_rows else 'item'}. Set n_item_features={fitted!r} again, or "
+            "fit the model anew with the new value."
+        )
 
     def _check_same_architecture(self, n_features):
         """A warm start or partial_fit continues the fitted layers: refuse new ones."""

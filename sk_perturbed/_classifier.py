@@ -104,9 +104,10 @@ class PerturbedStructuredClassifier(ClassifierMixin, BasePerturbedEstimator):
     each class wins under the noise; with 2-D targets Y of shape (n, d) it
     predicts structures (paths, matchings, selections, ...). Each row of such
     a Y must be a structure of the solver or a mean of structures (a point of
-    their convex hull, e.g. soft targets); ``fit`` checks cheap necessary
-    conditions (entries in [0, 1], the sums the solver implies) and names the
-    first row that breaks them.
+    their convex hull, e.g. soft targets); ``fit`` checks the conditions each
+    solver states (entries in [0, 1], the sums it implies; for shortest paths
+    and spanning trees, that a 0/1 row is a path or a tree, and flow
+    conservation on the DAG) and names the first row that breaks them.
 
     Parameters
     ----------
@@ -114,10 +115,15 @@ class PerturbedStructuredClassifier(ClassifierMixin, BasePerturbedEstimator):
         The combinatorial oracle: a name in ``{'argmax', 'topk', 'ranking',
         'dag_shortest_path', 'grid_shortest_path', 'assignment'}`` (default
         parameters), an object from :mod:`sk_perturbed.solvers` (its
-        parameters are searchable as ``solver__<name>``), or a Python callable
+        parameters are searchable as ``solver__<name>``; a name has none: pass
+        e.g. ``solver=TopK(k=2)`` to set ``solver__k``), or a Python callable
         θ (d,) → y (d,) wrapped in :class:`~sk_perturbed.solvers.CallableSolver`.
         For minimizing solvers (shortest paths, assignment) θ is a cost
-        vector; the sign is handled internally.
+        vector; the sign is handled internally. Whether a plain callable
+        maximizes or minimizes is inferred at fit from its answers on a few
+        pairs of random positive scores (an optimizer is monotone); when they
+        do not tell, ``fit`` raises and asks for
+        ``CallableSolver(func, sense='max' or 'min')``, which is never probed.
     epsilon : float, default=1.0
         Noise scale ε.
     n_samples : int, default=10
@@ -313,7 +319,9 @@ feature_names_in_
         elif isinstance(solver, _solvers.BaseSolver):
             solver = clone(solver)
         elif callable(solver):
-            solver = _solvers.CallableSolver(solver)
+            from .solvers._callable import infer_sense
+
+            solver = _solvers.CallableSolver(solver, sense=infer_sense(solver, n_outputs))
         else:
             raise ValueError(f"solver must be a name, a solver object or a callable, got {solver!r}.")
         solver._validate_params()
@@ -410,12 +418,54 @@ feature_names_in_
         structures = self.solver_(theta)
         if self._labels_mode():
             return self.classes_[np.argmax(structures, axis=1)]
-        return np.rint(structures).astype(np.int64)
+        rounded = np.rint(structures)
+        fractional = np.abs(structures - rounded) > 1e-6
+        if fractional.any():
+            i = int(np.flatnonzero(fractional.any(axis=1))[0])
+            raise ValueError(
+                f"The solver {self.solver_!r} returned a structure with non-integer entries "
+                f"for sample {i} ({np.array2string(structures[i], precision=4, threshold=12)}); "
+                "predict returns integer structures, and rounding would change it silently. "
+                "Use predict_scores(X) and solve with the scores yourself."
+            )
+        return rounded.astype(np.int64)
 
     def _stratify_labels(self, Y):
         return Y if Y.ndim == 1 else None
 
     # ---------------------------------------------------------------- public
+    def set_params(self, **params):
+        """Set the parameters of this estimator (and of its solver object).
+
+        ``solver__<name>`` needs ``solver`` to be a solver object: a solver
+        name or a plain function has no parameters to set.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters, and ``solver__<name>`` for the solver's.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+        """
+        solver = params.get("solver", self.solver)
+        nested = sorted(key for key in params if key.startswith("solver__"))
+        if nested and not hasattr(solver, "set_params"):
+            names = ", ".join(f"{key[len('solver__'):]}=..." for key in nested)
+            if isinstance(solver, str) and solver in SOLVER_NAMES:
+                example = f"solver={SOLVER_NAMES[solver]}({names}) (the class {solver!r} names)"
+            else:
+                example = f"solver=CallableSolver(func, {names})"
+            raise ValueError(
+                f"Cannot set {', '.join(nested)}: solver={solver!r} has no parameters (a "
+                f"solver name or a plain function stands for a solver with its defaults). Pass "
+                f"a solver object from sk_perturbed.solvers instead, e.g. {example}; its "
+                "parameters can then be set and searched as solver__<name>."
+            )
+        return super().set_params(**params)
+
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Update the model with one epoch over X and Y.
 

@@ -739,8 +739,10 @@ def _estimate_numpy(
     floating-point summation order. Solvers are called on the whole (n·M, d)
     batch, which is what Python (batched) solvers need.
     """
+    from ._memory import check_perturbed_batch_memory
     from ._noise import sample_noise
 
+    check_perturbed_batch_memory(theta.shape[0], n_samples, theta.shape[1])
     z = sample_noise(seed, row_keys, n_samples, theta.shape[1], noise, antithetic)
     with np.errstate(over="ignore", invalid="ignore"):  # reported just below
         out = _accumulate(

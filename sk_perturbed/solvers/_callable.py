@@ -200,6 +200,39 @@ class CallableSolver(BaseSolver):
         return y
 
 
+def infer_sense(func, d):
+    """``'max'`` or ``'min'``: whether a plain oracle θ (d,) → y (d,) maximizes or minimizes.
+
+    An exact optimizer is monotone: for any θ₁, θ₂ a maximizer has
+    ``<y(θ₁) − y(θ₂), θ₁ − θ₂> ≥ 0`` (add ``<y(θ₁), θ₁> ≥ <y(θ₂), θ₁>`` and the
+    same with 1 and 2 swapped), a minimizer ``≤ 0``. The sign is read on a few
+    pairs of random scores in [1, 2] (positive, which solvers of costs
+    accept); ``ValueError`` when no pair tells, or when pairs disagree.
+    """
+    name = _function_name(func)
+    rng = np.random.default_rng(0)
+    first, second = rng.uniform(1.0, 2.0, size=(2, 8, d))
+    y = CallableSolver(func)(np.vstack([first, second]))
+    gaps = np.einsum("nd,nd->n", y[:8] - y[8:], first - second)
+    tol = 1e-9 * max(1.0, np.abs(y).sum(axis=1).max())
+    wrap = (
+        f"Wrap it to say which: solver=CallableSolver({name}, sense='max') for scores, or "
+        "sense='min' for costs (from sk_perturbed.solvers)."
+    )
+    if (gaps >= -tol).all() and (gaps > tol).any():
+        return "max"
+    if (gaps <= tol).all() and (gaps < -tol).any():
+        return "min"
+    if (np.abs(gaps) <= tol).all():
+        found = "it returned structures that do not change with the scores"
+    else:
+        found = "it behaved as a maximizer on some and as a minimizer on others"
+    raise ValueError(
+        f"Cannot tell whether the solver function {name!r} maximizes scores or minimizes "
+        f"costs: on pairs of random scores {found}. {wrap}"
+    )
+
+
 def _check_finite(structures, name):
     bad = ~np.isfinite(structures).all(axis=1)
     if bad.any():
