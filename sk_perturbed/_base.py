@@ -576,13 +576,11 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         n = X.shape[0]
         train_idx = np.arange(n)
         if self.early_stopping:
-            stratify = self._stratify_labels(Y)
             # Seeded by the fit alone: every warm-started fit holds out the same
             # rows, so best_validation_score_ stays comparable across fits.
             try:
-                train_idx, val_idx = train_test_split(
-                    train_idx, test_size=self.validation_fraction,
-                    random_state=_epoch_seed(self._seed, -2) % (2**32), stratify=stratify,
+                train_idx, val_idx = self._validation_split(
+                    train_idx, Y, _epoch_seed(self._seed, -2) % (2**32)
                 )
             except ValueError as exc:  # a stratified split too small for the classes
                 raise ValueError(
@@ -605,7 +603,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
                         "samples a positive weight, change random_state or "
                         "validation_fraction, or set early_stopping=False."
                     )
-            validation = X[val_idx], Y[val_idx], sample_weight[val_idx]
+            validation = self._validation_data(X, Y, sample_weight, val_idx)
         else:
             validation = None
         self._warn_batch_size(len(train_idx))
@@ -662,11 +660,26 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
     def _stratify_labels(self, Y):
         return None
 
-    def _run_epoch(self, data, indices, loss, rng):
+    def _epoch_batches(self, indices, rng):
+        """The epoch's order of the training rows, and its mini-batches as slices of it."""
         if self.shuffle:
             indices = indices[rng.permutation(len(indices))]
+        return indices, gen_batches(len(indices), self._batch_size(len(indices)))
+
+    def _validation_split(self, train_idx, Y, random_state):
+        """Training and validation rows of early stopping."""
+        return train_test_split(
+            train_idx, test_size=self.validation_fraction, random_state=random_state,
+            stratify=self._stratify_labels(Y),
+        )
+
+    def _validation_data(self, X, Y, sample_weight, val_idx):
+        """The arguments of ``score`` on the validation rows."""
+        return X[val_idx], Y[val_idx], sample_weight[val_idx]
+
+    def _run_epoch(self, data, indices, loss, rng):
+        indices, batches = self._epoch_batches(indices, rng)
         seed = _epoch_seed(self._seed, self.n_iter_)
-        batch_size = self._batch_size(len(indices))
         total_loss = 0.0
         dtype = self.coefs_[0].dtype
         xp = _array_namespace(self.coefs_[0])
@@ -676,7 +689,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
         # The rows of each batch where the data lives (one transfer per epoch on
         # the GPU) and on the host, where they are the noise keys.
         model_indices = indices if data.device is None else data.device.to_device(indices)
-        for batch in gen_batches(len(indices), batch_size):
+        for batch in batches:
             idx = indices[batch]
             rows = model_indices[batch]
             activations, theta = self._forward(data.X[rows])

@@ -156,3 +156,34 @@ LOSSES = {
     "squared": SquaredLoss,
     "blackbox": BlackboxLoss,
 }
+
+
+class RaggedFenchelYoungLoss:
+    """Perturbed Fenchel–Young loss of rankings, over query groups of any size.
+
+    θ and y hold one score per document (shape (n, 1)); the rows of a batch
+    come query after query (whole queries, each contiguous), and
+    ``query_of_row[row]`` tells which query a training row belongs to, so the
+    group boundaries of a batch are where that index changes. The noise of a
+    document is keyed by its training row. See :mod:`sk_perturbed._ragged`.
+    """
+
+    uses_noise = True
+
+    def __init__(self, query_of_row, *, epsilon, n_samples, noise, rank_weights):
+        self.query_of_row = query_of_row
+        self.epsilon = epsilon
+        self.n_samples = n_samples
+        self.noise = noise
+        self.rank_weights = rank_weights
+
+    def loss_gradient(self, theta, y, row_keys, seed):
+        from ._ragged import ragged_fenchel_young
+
+        query = self.query_of_row[row_keys]
+        offsets = np.concatenate(([0], np.flatnonzero(query[1:] != query[:-1]) + 1, [len(query)]))
+        values, grad, _ = ragged_fenchel_young(
+            theta[:, 0], y[:, 0], offsets, row_keys, seed=seed, n_samples=self.n_samples,
+            epsilon=self.epsilon, noise=self.noise, rank_weights=self.rank_weights,
+        )
+        return values, grad[:, None]

@@ -239,3 +239,53 @@ def query_mean_naive(per_query, y_true, y_score, qid, *, no_relevant="skip", wei
         num += w * value
         den += w
     return None if den == 0 else num / den
+
+
+# Ragged query groups (PerturbedRanker) ----------------------------------------
+
+
+def position_weights(n, rank_weights):
+    """The weight vector w_1 >= ... >= w_n of a query of n documents."""
+    if rank_weights == "ranks":
+        return [float(n - p) for p in range(n)]
+    return [1.0 / math.log2(p + 2) for p in range(n)]
+
+
+def ranking_targets_naive(rel, rank_weights):
+    """w ordered by decreasing relevance; tied grades share their positions' mean weight."""
+    w = position_weights(len(rel), rank_weights)
+    order = _descending(list(rel))
+    target = [0.0] * len(rel)
+    for p, j in enumerate(order):
+        tied = [t for t, i in enumerate(order) if rel[i] == rel[j]]
+        target[j] = sum(w[t] for t in tied) / len(tied)
+    return np.array(target)
+
+
+def ragged_fenchel_young_naive(theta, y, qid, keys, *, seed, n_samples, epsilon,
+                               noise="gaussian", rank_weights="dcg"):
+    """Per-document FY values, gradient y_eps - y and y_eps, one query at a time.
+
+    The perturbation of document j in sample m is the same keyed draw as the
+    kernel's, ``sample_noise(seed, keys, M, 1)[j, m, 0]``; each perturbed
+    query is solved by sorting (the p-th highest score gets w_p).
+    """
+    theta, y = np.asarray(theta, dtype=float), np.asarray(y, dtype=float)
+    z = sample_noise(seed, keys, n_samples, 1, noise)[:, :, 0]
+    values, grad, y_eps = np.zeros(len(theta)), np.zeros(len(theta)), np.zeros(len(theta))
+    for q in sorted(set(qid)):
+        rows = [i for i in range(len(theta)) if qid[i] == q]
+        n = len(rows)
+        w = position_weights(n, rank_weights)
+        if n == 1:
+            y_eps[rows[0]] = w[0]
+            continue
+        for m in range(n_samples):
+            u = [theta[i] + epsilon * z[i, m] for i in rows]
+            for p, j in enumerate(_descending(u)):
+                y_eps[rows[j]] += w[p] / n_samples
+                values[rows[j]] += w[p] * u[j] / n_samples
+        for i in rows:
+            grad[i] = y_eps[i] - y[i]
+            values[i] -= theta[i] * y[i]
+    return values, grad, y_eps
