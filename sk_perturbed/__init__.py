@@ -7,8 +7,9 @@ with the Fenchel–Young loss.
 """
 
 from ._classifier import PerturbedStructuredClassifier
+from ._decision import DecisionFocusedRegressor
 from ._ranking import PerturbedRankingRegressor
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["PerturbedRankingRegressor", "PerturbedStructuredClassifier", "__version__"]
+__all__ = ["DecisionFocusedRegressor", "PerturbedRankingRegressor", "PerturbedStructuredClassifier", "__version__"]
