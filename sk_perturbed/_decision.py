@@ -411,7 +411,7 @@ feature_names_in_
         return self.predict_scores(X)
 
     def score(self, X, y, sample_weight=None):
-        """Minus the normalized regret of the predicted decisions (higher is better).
+        """Return minus the normalized regret of the predicted decisions (higher is better).
 
         Parameters
         ----------
