@@ -7,9 +7,16 @@ with the Fenchel–Young loss.
 """
 
 from ._classifier import PerturbedStructuredClassifier
+from ._decision import DecisionFocusedRegressor
 from ._ranker import PerturbedRanker
 from ._ranking import PerturbedRankingRegressor
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["PerturbedRanker", "PerturbedRankingRegressor", "PerturbedStructuredClassifier", "__version__"]
+__all__ = [
+    "DecisionFocusedRegressor",
+    "PerturbedRanker",
+    "PerturbedRankingRegressor",
+    "PerturbedStructuredClassifier",
+    "__version__",
+]

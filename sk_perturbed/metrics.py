@@ -340,10 +340,11 @@ def hamming_score(Y_true, Y_pred, *, sample_weight=None):
         "Y_true": ["array-like", None],
         "solver": [callable, None],
         "sense": [StrOptions({"min", "max"}), None],
+        "sample_weight": ["array-like", None],
     },
     prefer_skip_nested_validation=True,
 )
-def normalized_regret(costs, Y_pred, *, Y_true=None, solver=None, sense=None):
+def normalized_regret(costs, Y_pred, *, Y_true=None, solver=None, sense=None, sample_weight=None):
     """Excess cost of predicted structures, relative to the optimal cost.
 
     With cost vectors ``c_i`` (to be minimised), predicted structures
@@ -378,6 +379,9 @@ def normalized_regret(costs, Y_pred, *, Y_true=None, solver=None, sense=None):
         takes ``solver.sense`` when the solver has one (every solver of
         :mod:`sk_perturbed.solvers` does), else ``'min'``.
 
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the problems in both sums.
+
     Returns
     -------
     regret : float
@@ -406,7 +410,9 @@ def normalized_regret(costs, Y_pred, *, Y_true=None, solver=None, sense=None):
         )
     if sense is None:
         sense = getattr(solver, "sense", "min")
-    costs, Y_pred, _ = _check_targets(costs, Y_pred, names=("costs", "Y_pred"))
+    costs, Y_pred, sample_weight = _check_targets(
+        costs, Y_pred, sample_weight, names=("costs", "Y_pred")
+    )
     if Y_true is None:
         Y_true = solver(costs)
         name = "solver(costs)"
@@ -419,14 +425,15 @@ def normalized_regret(costs, Y_pred, *, Y_true=None, solver=None, sense=None):
             f"got {Y_true.shape}."
         )
     optimal = np.einsum("ij,ij->i", costs, Y_true)
-    scale = np.sum(np.abs(optimal))
+    weights = np.ones(costs.shape[0]) if sample_weight is None else sample_weight
+    scale = weights @ np.abs(optimal)
     if scale == 0:
         raise ValueError(
             "normalized_regret is undefined: every optimal cost <c_i, y*_i> is zero."
         )
     predicted = np.einsum("ij,ij->i", costs, Y_pred)
     excess = predicted - optimal if sense == "min" else optimal - predicted
-    return float(np.sum(excess) / scale)
+    return float(weights @ excess / scale)
 
 
 def normalized_regret_scorer(estimator, X, y):

@@ -42,6 +42,7 @@ __all__ = [
     "perturbed_squared_loss",
     "squared_loss",
     "blackbox_loss",
+    "spo_plus_loss",
     "exact_marginals",
 ]
 
@@ -1089,3 +1090,7 @@ def blackbox_loss(theta, y, solver, *, lambda_=10.0):
 
         solve, _ = gpu_solver(get_device(), solver)
     return _blackbox_from(theta, y, solve, solver._sign, lambda_, solver.requires_positive)
+
+
+# SPO+ needs a solver only, no perturbations: implemented in its own module.
+from ._spo import spo_plus_loss  # noqa: E402

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sk_perturbed import PerturbedRanker, PerturbedRankingRegressor, PerturbedStructuredClassifier
+from sk_perturbed import (
+    DecisionFocusedRegressor,
+    PerturbedRanker,
+    PerturbedRankingRegressor,
+    PerturbedStructuredClassifier,
+)
 from sk_perturbed.solvers import Argmax
 
 # sklearn lists these failures for its own SGD-trained estimators too: a
@@ -61,6 +66,10 @@ ESTIMATORS = [
     PerturbedStructuredClassifier(model="mlp", hidden_layer_sizes=(8,), **FAST),
     PerturbedStructuredClassifier(solver=Argmax(), noise="gumbel", model="linear", **FAST),
     PerturbedStructuredClassifier(solver="argmax", loss="perturbed_squared", model="linear", **FAST),
+    # The checks' targets are any real columns: read as the values of "pick
+    # the best entry" problems (the solver is required, so one is given).
+    DecisionFocusedRegressor(Argmax(), **FAST),
+    DecisionFocusedRegressor(Argmax(), loss="fenchel_young", **FAST),
 ]
 
 

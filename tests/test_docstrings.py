@@ -34,7 +34,9 @@ IGNORED_FOR_METHODS = IGNORED_EVERYWHERE | {"EX01"}
 NO_EXAMPLES_NEEDED = {"sk_perturbed.perturbed.PerturbedEstimate"}
 
 PUBLIC = {
-    "sk_perturbed": ["PerturbedRankingRegressor", "PerturbedStructuredClassifier"],
+    "sk_perturbed": [
+        "PerturbedRankingRegressor", "PerturbedStructuredClassifier", "DecisionFocusedRegressor"
+    ],
     "sk_perturbed.perturbed": [
         "PerturbedOptimizer",
         "PerturbedEstimate",
@@ -42,6 +44,7 @@ PUBLIC = {
         "perturbed_squared_loss",
         "squared_loss",
         "blackbox_loss",
+        "spo_plus_loss",
         "exact_marginals",
     ],
     "sk_perturbed.solvers": [
@@ -55,6 +58,7 @@ PUBLIC = {
         "Knapsack",
         "SpanningTree",
         "CallableSolver",
+        "LinearProgram",
     ],
     "sk_perturbed.metrics": [
         "spearman_score",
@@ -67,6 +71,7 @@ PUBLIC = {
     "sk_perturbed.datasets": [
         "make_perfect_ranks",
         "make_shortest_path",
+        "make_knapsack",
         "make_warcraft_like",
         "load_label_ranking",
     ],

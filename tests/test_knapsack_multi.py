@@ -89,13 +89,13 @@ def test_pyepo_like_instance():
     # PyEPO's knapsack: 32 items, 2 dimensions, weights 3.00-7.99, capacity 20.
     _X, costs, weights, capacity = make_knapsack(3, n_items=32, dim=2, deg=4, noise_width=0.5)
     auto = Knapsack(weights=weights, capacity=capacity)
-    assert auto._plan()[0] == "milp"  # a 2001 x 2001 table: HiGHS is faster
+    assert auto._plan()[0] == "bnb"  # a 2001 x 2001 table: the branch and bound is faster
     dp = clone(auto).set_params(method="dp")
     assert dp._plan()[0] == "dpk"
-    y_milp, y_dp = auto(costs), dp(costs)
+    y_auto, y_dp = auto(costs), dp(costs)
     # Integer values tie often; the optimal values agree.
-    np.testing.assert_allclose(_objective(costs, y_milp), _objective(costs, y_dp), atol=1e-9)
-    for y in (y_milp, y_dp):
+    np.testing.assert_allclose(_objective(costs, y_auto), _objective(costs, y_dp), atol=1e-9)
+    for y in (y_auto, y_dp):
         assert ((y @ weights.T) <= capacity + 1e-12).all()
     # Continuous values: unique optima, the same sets.
     theta = costs + np.random.default_rng(0).uniform(0, 0.1, costs.shape)
@@ -124,10 +124,10 @@ def test_decimal_weights_are_scaled_to_integers():
     np.testing.assert_array_equal(one_d([[1.0, 2.0, 1.5]]), [[1.0, 0.0, 1.0]])
 
 
-def test_non_decimal_weights_use_the_milp():
+def test_non_decimal_weights_use_the_branch_and_bound():
     weights = np.array([[1 / 3, 2 / 3, 1.0], [1.0, 1.0, 1.0]])
     solver = Knapsack(weights=weights, capacity=[1.0, 2.0])
-    assert solver._plan()[0] == "milp" and solver._numba_spec() is None
+    assert solver._plan()[0] == "bnb" and solver._numba_spec() is None
     np.testing.assert_array_equal(solver([[1.0, 1.5, 2.0]]), [[1.0, 1.0, 0.0]])
     with pytest.raises(ValueError, match="method='dp' needs weights that are multiples"):
         clone(solver).set_params(method="dp")([[1.0, 1.5, 2.0]])
@@ -146,18 +146,20 @@ def test_plans_and_the_one_dimensional_spec():
     # No binding constraint: every positive item is taken.
     loose = Knapsack(weights=[[1, 1], [2, 2]], capacity=[5, 5])
     np.testing.assert_array_equal(loose([[1.0, -1.0]]), [[1.0, 0.0]])
-    # A table beyond the budget: the MILP in 'auto', an error with 'dp'.
+    # A table beyond the budget: the branch and bound in 'auto', an error with 'dp'.
     huge = Knapsack(weights=[[10**6, 1, 10**6 - 7], [10**6, 3, 5]], capacity=[10**6, 10**6])
-    assert huge._plan()[0] == "milp"
+    assert huge._plan()[0] == "bnb"
     np.testing.assert_array_equal(huge([[1.0, 1.0, 1.0]]), [[0.0, 1.0, 1.0]])
     with pytest.raises(ValueError, match="dynamic program needs"):
         clone(huge).set_params(method="dp")([[1.0, 1.0, 1.0]])
-    # HiGHS then solves it, within its tolerances: an answer over capacity by
-    # 1 in 10**12 is caught exactly, and refused.
+    # The branch and bound solves it in exact integer loads; HiGHS, within its
+    # tolerances, answers over capacity by 1 in 10**12, which is caught exactly
+    # and refused.
     big_1d = Knapsack(weights=[10**12, 1, 10**12 - 7], capacity=10**12)
     assert big_1d._numba_spec() is None
+    np.testing.assert_array_equal(big_1d([[1.0, 1.0, 1.0]]), [[0.0, 1.0, 1.0]])
     with pytest.raises(ValueError, match="over capacity for row 0"):
-        big_1d([[1.0, 1.0, 1.0]])
+        clone(big_1d).set_params(method="milp")([[1.0, 1.0, 1.0]])
 
 
 def test_milp_never_takes_non_positive_items():

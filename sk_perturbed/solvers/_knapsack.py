@@ -12,6 +12,7 @@ import numpy as np
 
 from .._threads import interruptible, parallel_kernel
 from ._base import TARGET_TOL, BaseSolver, _outside_box
+from ._knapsack_bnb import NODE_LIMIT, knapsack_bnb_batch
 from ._utils import check_integer_array, pack_spec
 
 KNAPSACK_ID = 6
@@ -196,18 +197,29 @@ class Knapsack(BaseSolver):
     capacity capped at its total weight; a constraint that all items together
     satisfy is dropped).
 
-    **MILP.** Otherwise, and in the default ``method='auto'`` when the table
-    exceeds 256 MiB (``MAX_TABLE_BYTES``) or, with k ≥ 2 binding
-    constraints, the dynamic program would take more than 2²⁴ table updates
-    per problem (``MAX_DP_WORK``, where HiGHS is faster: e.g. PyEPO's
-    weights 3.00-7.99 and capacity 20 scale to capacities of 2000), the
+    **Branch and bound.** Otherwise, and in the default ``method='auto'``
+    when the table exceeds 256 MiB (``MAX_TABLE_BYTES``) or, with k ≥ 2
+    binding constraints, the dynamic program would take more than 2²⁴ table
+    updates per problem (``MAX_DP_WORK``: e.g. PyEPO's weights 3.00-7.99 and
+    capacity 20 scale to capacities of 2000), a compiled depth-first branch
+    and bound (items in decreasing value per normalized weight, pruned by the
+    smallest single-constraint fractional bound) solves each problem, exactly
+    for decimal weights (in integer units), optimal to a relative 1e-12 of
+    the value. Measured on PyEPO's 32 items, 2 constraints, capacity 20:
+    25 µs per problem on one thread, where HiGHS takes 17-22 ms (the
+    values found agree on 900 problems). A search that visits more than
+    ``NODE_LIMIT`` nodes, or a problem with more than 64 candidate items,
+    is handed to the MILP.
+
+    **MILP.** With ``method='milp'``, and for the searches above, the
     problem is solved as a mixed-integer program by
     :class:`~sk_perturbed.solvers.LinearProgram` (HiGHS, proven optimal).
 
     Items of non-positive value are never taken. Ties: the dynamic program
     returns, among optimal sets of positive-value items, the
     lexicographically largest indicator vector (lower-index items are
-    preferred); the MILP returns HiGHS's choice (deterministic for the same
+    preferred); the branch and bound returns the first optimal set it meets,
+    the MILP HiGHS's choice (deterministic for the same
     input). Values are compared in floating point, so sums equal in exact
     arithmetic may not tie.
 
@@ -219,9 +231,10 @@ class Knapsack(BaseSolver):
     capacity : float or array-like of shape (k,)
         Non-negative capacity: a scalar with 1-D ``weights``, one per row of
         2-D ``weights``.
-    method : {'auto', 'dp', 'milp'}, default='auto'
+    method : {'auto', 'dp', 'bnb', 'milp'}, default='auto'
         ``'dp'`` forces the dynamic program (an error when the weights are
-        not decimal or the table is too large), ``'milp'`` the MILP.
+        not decimal or the table is too large), ``'bnb'`` the branch and
+        bound, ``'milp'`` the MILP.
     n_jobs : int, default=None
         Threads of the MILP (joblib's convention: None is 1, -1 all CPUs).
         The dynamic program runs in numba's threads.
@@ -324,9 +337,9 @@ class Knapsack(BaseSolver):
 
     def _validate_params(self):
         self._checked()
-        if self.method not in ("auto", "dp", "milp"):
+        if self.method not in ("auto", "dp", "bnb", "milp"):
             raise ValueError(
-                f"Knapsack: method must be 'auto', 'dp' or 'milp', got {self.method!r}."
+                f"Knapsack: method must be 'auto', 'dp', 'bnb' or 'milp', got {self.method!r}."
             )
         if self.n_jobs is not None and (
             isinstance(self.n_jobs, (bool, np.bool_))
@@ -357,19 +370,20 @@ class Knapsack(BaseSolver):
         return self._checked().weights.shape[1]
 
     def _plan(self):
-        """``('dp1', spec)``, ``('dpk', (float_params, int_params))`` or ``('milp', None)``."""
+        """``('dp1', spec)``, ``('dpk', (float_params, int_params))``, ``('bnb', None)``
+        or ``('milp', None)``."""
         self._validate_params()
         checked = self._checked()
-        if self.method == "milp":
-            return "milp", None
+        if self.method in ("milp", "bnb"):
+            return self.method, None
         if checked.int_weights is None:
             if self.method == "dp":
                 raise ValueError(
                     "Knapsack: method='dp' needs weights that are multiples of 10**-p for some "
-                    f"p <= {MAX_DECIMALS} (integers or short decimals); use method='auto' or "
-                    "'milp'."
+                    f"p <= {MAX_DECIMALS} (integers or short decimals); use method='auto', "
+                    "'bnb' or 'milp'."
                 )
-            return "milp", None
+            return "bnb", None
         rows = _reduce(checked.int_weights, checked.int_capacity)
         d = checked.weights.shape[1]
         if len(rows) > 1:
@@ -387,14 +401,14 @@ class Knapsack(BaseSolver):
                     f"{table_bytes:.3g} bytes per problem (capacities {caps} after scaling the "
                     f"weights to integers and dividing by their gcd); at most "
                     f"{MAX_TABLE_BYTES:.3g} are allowed. Express the weights in coarser units, "
-                    "or use method='auto' or 'milp'."
+                    "or use method='auto', 'bnb' or 'milp'."
                 )
-            return "milp", None
+            return "bnb", None
         if len(rows) == 1:
             weights, capacity, _ = rows[0]
             return "dp1", pack_spec(KNAPSACK_ID, int_params=np.concatenate([[capacity], weights]))
         if self.method == "auto" and d * cells > MAX_DP_WORK:
-            return "milp", None
+            return "bnb", None
         int_params = [len(rows), d] + [row[1] for row in rows]
         int_params = np.concatenate([np.asarray(int_params, dtype=np.int64)]
                                     + [row[0] for row in rows])
@@ -418,7 +432,26 @@ class Knapsack(BaseSolver):
         if kind == "dpk":
             with interruptible():
                 return _multi_knapsack_batch(theta, spec[1], spec[2])
+        if kind == "bnb":
+            return self._solve_bnb(theta)
         return self._solve_milp(theta)
+
+    def _solve_bnb(self, theta):
+        checked = self._checked()
+        if checked.int_weights is not None and checked.int_weights.sum(axis=1).max() < 2**53 \
+                and max(checked.int_capacity) < 2**53:
+            # Integer weights in float64: every load is exact, no tolerance needed.
+            weights = checked.int_weights.astype(np.float64)
+            capacity = np.asarray(checked.int_capacity, dtype=np.float64)
+            tol = np.zeros(len(capacity))
+        else:  # the tolerance of _over_capacity
+            weights, capacity = checked.weights, checked.capacity
+            tol = 1e-9 * np.maximum(1.0, capacity)
+        with interruptible():
+            y, solved = knapsack_bnb_batch(theta, weights, capacity, tol, NODE_LIMIT)
+        if not solved.all():  # searches over the node limit: HiGHS proves those
+            y[~solved] = self._solve_milp(np.ascontiguousarray(theta[~solved]))
+        return y
 
     def _milp(self):
         from ._linear_program import LinearProgram, _model_cache_get
