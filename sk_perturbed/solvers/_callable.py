@@ -48,7 +48,10 @@ class CallableSolver(BaseSolver):
     batched : bool, default=False
         Whether ``func`` solves a whole batch per call.
     sense : {'max', 'min'}, default='max'
-        Whether ``func`` maximizes scores or minimizes costs.
+        Whether ``func`` maximizes scores or minimizes costs. (A plain
+        function passed as ``solver=`` to
+        :class:`~sk_perturbed.PerturbedStructuredClassifier` has its sense
+        inferred at fit instead.)
     n_jobs : int, default=None
         Threads calling a Python ``func`` concurrently: None or 1 calls it
         sequentially, -1 uses all CPUs (joblib's convention). The rows are

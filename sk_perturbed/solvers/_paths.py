@@ -226,6 +226,10 @@ class DAGShortestPath(BaseSolver):
     from the target, step up whenever the node above is on a shortest path.
     With all costs equal the path runs right along the top row, then down.
 
+    As a target of the estimators a row must be a path or a mean of paths:
+    a unit flow from the first to the last node, which ``fit`` checks
+    exactly (this is the convex hull of the paths).
+
     Parameters
     ----------
     grid : tuple of int, default=(5, 5)
@@ -353,6 +357,13 @@ class GridShortestPath(BaseSolver):
     to the lowest-index neighbour on a shortest path. With positive costs
     this returns the path whose cell sequence read backwards is
     lexicographically smallest.
+
+    As a target of the estimators a 0/1 row must be such a path whose every
+    cell touches (among its neighbours) only its predecessor and successor,
+    as every shortest path for positive costs does; a fractional row must
+    meet conditions every mean of paths meets (1 at both corners, the
+    corners' neighbours summing to 1, each cell's neighbours summing to at
+    least twice its value). ``fit`` names the first row that does not.
 
     Parameters
     ----------

@@ -66,6 +66,11 @@ class SpanningTree(BaseSolver):
     edges, sorted that way, form the lexicographically smallest sequence of
     (−weight, index) pairs.
 
+    As a target of the estimators a 0/1 row must be a spanning tree
+    (``n_nodes - 1`` edges connecting every node), checked exactly; a
+    fractional row must sum to ``n_nodes - 1`` with edges of total weight at
+    least 1 at every node, as every mean of trees does.
+
     Parameters
     ----------
     n_nodes : int
