@@ -654,14 +654,15 @@ class LinearProgram(BaseSolver):
             edges = np.linspace(0, n, min(n, 4 * n_workers) + 1).astype(np.int64)
             chunks = list(zip(edges[:-1].tolist(), edges[1:].tolist()))
             if self.pool == "process":
-                from joblib.externals.loky import get_reusable_executor
+                # joblib's public loky backend (workers kept alive between
+                # calls); a bare loky executor would break joblib.Parallel's
+                # later reuse of the same pool.
+                from joblib import Parallel, delayed
 
-                executor = get_reusable_executor(max_workers=n_workers, timeout=300)
-                futures = [
-                    executor.submit(_solve_rows_in_worker, model, theta[a:b], a)
-                    for a, b in chunks
-                ]
-                return np.concatenate([f.result() for f in futures])
+                parts = Parallel(n_jobs=n_workers, backend="loky")(
+                    delayed(_solve_rows_in_worker)(model, theta[a:b], a) for a, b in chunks
+                )
+                return np.concatenate(parts)
             with ThreadPoolExecutor(max_workers=n_workers) as executor:
                 futures = [executor.submit(_solve_rows, model, theta[a:b], a) for a, b in chunks]
                 try:
