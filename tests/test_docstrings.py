@@ -43,6 +43,7 @@ PUBLIC = {
         "squared_loss",
         "blackbox_loss",
         "exact_marginals",
+        "jacobian",
     ],
     "sk_perturbed.solvers": [
         "BaseSolver",
