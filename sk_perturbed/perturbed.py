@@ -990,7 +990,7 @@ def jacobian(po, theta, *, row_keys=None, seed=None):
     >>> from sk_perturbed.solvers import Argmax
     >>> po = PerturbedOptimizer(Argmax(), noise="gumbel", n_samples=20000, random_state=0)
     >>> J = jacobian(po, np.array([0.0, 0.0]))  # (diag(p) - p pᵀ) / ε with p = (½, ½)
-    >>> J.shape, np.abs(J - [[0.25, -0.25], [-0.25, 0.25]]).max() < 0.02
+    >>> J.shape, bool(np.abs(J - [[0.25, -0.25], [-0.25, 0.25]]).max() < 0.02)
     ((2, 2), True)
     """
     if not isinstance(po, PerturbedOptimizer):
