@@ -128,7 +128,7 @@ class PerturbedStructuredClassifier(ClassifierMixin, BasePerturbedEstimator):
         Noise scale ε.
     n_samples : int, default=10
         Perturbations M per sample and step.
-    noise : {'gaussian', 'gumbel'}, default='gaussian'
+    noise : {'gaussian', 'normal', 'gumbel'}, default='gaussian'
         With 'gumbel' and the argmax solver, the FY loss is the logistic loss
         and ``predict_proba`` is ``softmax(θ/ε)``, both computed exactly.
     perturbation : {'additive', 'multiplicative'}, default='additive'

@@ -8,7 +8,8 @@ rows are split into batches, or on the order in which rows are processed.
 A noise distribution has density ∝ exp(-ν(z)); the Jacobian estimator of the
 perturbed maximizer needs ∇ν:
 
-* ``'gaussian'``: standard normal, ν(z) = z²/2, ∇ν(z) = z (symmetric).
+* ``'gaussian'`` (alias ``'normal'``): standard normal, ν(z) = z²/2, ∇ν(z) = z
+  (symmetric).
 * ``'gumbel'``: standard Gumbel, ν(z) = z + exp(-z), ∇ν(z) = 1 - exp(-z).
 """
 
@@ -22,8 +23,9 @@ from ._threads import interruptible, parallel_kernel
 
 GAUSSIAN = 0
 GUMBEL = 1
-NOISE_IDS = {"gaussian": GAUSSIAN, "gumbel": GUMBEL}
-SYMMETRIC_NOISES = ("gaussian",)
+#: 'normal' is an alias of 'gaussian'.
+NOISE_IDS = {"gaussian": GAUSSIAN, "normal": GAUSSIAN, "gumbel": GUMBEL}
+SYMMETRIC_NOISES = ("gaussian", "normal")
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -165,7 +167,7 @@ def sample_noise(seed, row_keys, n_samples, d, noise="gaussian", antithetic=Fals
         Number of perturbations M per row.
     d : int
         Dimension of each perturbation.
-    noise : {'gaussian', 'gumbel'}, default='gaussian'
+    noise : {'gaussian', 'normal', 'gumbel'}, default='gaussian'
         Distribution of Z.
     antithetic : bool, default=False
         Draw pairs (Z, -Z).
@@ -207,7 +209,7 @@ def content_row_keys(a):
 
 def grad_nu_numpy(z, noise):
     """Vectorized ∇ν for NumPy (or CuPy) arrays."""
-    if noise == "gaussian":
+    if NOISE_IDS[noise] == GAUSSIAN:
         return z
     xp = _array_namespace(z)
     return 1.0 - xp.exp(-z)

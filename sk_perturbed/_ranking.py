@@ -39,7 +39,7 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
         Noise scale ε of the perturbations.
     n_samples : int, default=10
         Perturbations M per sample and step.
-    noise : {'gaussian', 'gumbel'}, default='gaussian'
+    noise : {'gaussian', 'normal', 'gumbel'}, default='gaussian'
         Distribution of the noise Z.
     perturbation : {'additive', 'multiplicative'}, default='additive'
         ``θ + εZ``, or ``θ ⊙ exp(εZ - ε²/2)``, which keeps the sign of each score

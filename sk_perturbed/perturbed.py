@@ -7,6 +7,7 @@ Given a solver ``y*(θ) = argmax_{y ∈ C} <y, θ>``, noise Z with density
 estimated by Monte Carlo over M perturbations per row.
 """
 
+import functools
 import numbers
 import threading
 import time
@@ -21,7 +22,7 @@ from sklearn.utils._param_validation import (
     validate_parameter_constraints,
 )
 
-from ._noise import NOISE_IDS, SYMMETRIC_NOISES, _array_namespace
+from ._noise import GAUSSIAN, NOISE_IDS, SYMMETRIC_NOISES, _array_namespace
 from ._threads import numba_threads, resolve_n_threads
 from ._validation import (
     check_device_theta,
@@ -44,6 +45,7 @@ __all__ = [
     "blackbox_loss",
     "spo_plus_loss",
     "exact_marginals",
+    "jacobian",
 ]
 
 #: Constraints of the perturbation parameters, shared with the estimators.
@@ -91,7 +93,7 @@ def _check_noise_and_perturbation(noise, perturbation):
     Z, ``E[exp(εZ)] = Γ(1 − ε)``: its variance is infinite for ε ≥ 1/2 and
     its mean for ε ≥ 1, so F̂_ε and its gradient do not converge as M grows.
     """
-    if perturbation == "multiplicative" and noise != "gaussian":
+    if perturbation == "multiplicative" and NOISE_IDS[noise] != GAUSSIAN:
         raise ValueError(
             f"perturbation='multiplicative' needs noise='gaussian', got noise={noise!r}: "
             "exp(εZ − ε²/2) has mean 1 only for Gaussian Z, and for Gumbel Z "
@@ -119,8 +121,9 @@ class PerturbedOptimizer:
         ε: smooth, biased towards the centre of the structures' hull.
     n_samples : int, default=100
         Number of perturbations M per row.
-    noise : {'gaussian', 'gumbel'}, default='gaussian'
-        Distribution of Z. With Gumbel noise the perturbed argmax is
+    noise : {'gaussian', 'normal', 'gumbel'}, default='gaussian'
+        Distribution of Z ('normal' is an alias of 'gaussian'). With Gumbel
+        noise the perturbed argmax is
         ``softmax(θ / ε)``.
     perturbation : {'additive', 'multiplicative'}, default='additive'
         ``θ + εZ``, or ``θ ⊙ exp(εZ - ε²/2)`` which keeps the sign of each
@@ -155,6 +158,12 @@ class PerturbedOptimizer:
 
     Notes
     -----
+    θ may also be a single problem of shape (d,) or a batch of any shape
+    (..., d) (then ``v`` has θ's shape and ``row_keys`` its batch shape);
+    the outputs keep that batch shape, e.g. ``expected_max`` is a scalar for
+    a θ of shape (d,). The public losses and :func:`jacobian` accept the same
+    shapes.
+
     Row ``i`` of a call uses the noise stream keyed by ``(seed, row_keys[i], m)``
     for ``m = 0..M-1``; by default ``row_keys = arange(n)``. Results are
     identical for any number of threads, and a batch split in parts gives the
@@ -229,7 +238,7 @@ class PerturbedOptimizer:
 
         Parameters
         ----------
-        theta : array-like of shape (n, d)
+        theta : array-like of shape (n, d), (d,) or (..., d)
             Scores (or costs for a minimizing solver), one problem per row.
         v : array-like of shape (n, d), default=None
             Cotangent for the vector–Jacobian product; None skips it.
@@ -245,6 +254,14 @@ class PerturbedOptimizer:
             ``y_eps``, ``expected_max``, ``expected_max_grad`` and ``vjp``,
             in θ's floating dtype when it is float32, else float64.
         """
+        lead = _batch_shape(theta)
+        if lead is not None:
+            rows = _to_rows(theta, lead)
+            estimate = self.estimate(
+                rows, _to_rows(v, lead, "v", rows.shape), row_keys=_keys_to_rows(row_keys, lead),
+                seed=seed,
+            )
+            return PerturbedEstimate(*(_from_rows(a, lead) for a in estimate))
         self._validate()
         if self._check_placement(theta, v, row_keys):
             # The GPU path validates CuPy inputs on the device (no host copy).
@@ -328,7 +345,7 @@ class PerturbedOptimizer:
 
         Parameters
         ----------
-        theta : array-like of shape (n, d)
+        theta : array-like of shape (n, d), (d,) or (..., d)
             Scores (or costs for a minimizing solver), one problem per row.
         row_keys : array-like of int of shape (n,), default=None
             Noise key of each row; ``arange(n)`` by default.
@@ -345,7 +362,7 @@ class PerturbedOptimizer:
 
         Parameters
         ----------
-        theta : array-like of shape (n, d)
+        theta : array-like of shape (n, d), (d,) or (..., d)
             Scores (or costs for a minimizing solver), one problem per row.
         row_keys : array-like of int of shape (n,), default=None
             Noise key of each row; ``arange(n)`` by default.
@@ -363,7 +380,7 @@ class PerturbedOptimizer:
 
         Parameters
         ----------
-        theta : array-like of shape (n, d)
+        theta : array-like of shape (n, d), (d,) or (..., d)
             Scores (or costs for a minimizing solver), one problem per row.
         v : array-like of shape (n, d)
             Cotangent: one vector per row.
@@ -380,6 +397,72 @@ class PerturbedOptimizer:
     def __repr__(self):
         params = ", ".join(f"{k}={getattr(self, k)!r}" for k in ["solver", *PERTURBATION_CONSTRAINTS])
         return f"{type(self).__name__}({params})"
+
+
+def _batch_shape(theta):
+    """The batch shape ``(...)`` of a θ of shape (..., d) that is not a matrix, else None.
+
+    A (n, d) matrix (and anything whose shape cannot be read, such as a
+    ragged list) goes to the checks unchanged, which name its problems.
+    """
+    try:
+        shape = theta.shape if hasattr(theta, "shape") else np.shape(theta)
+    except ValueError:
+        return None
+    if len(shape) == 2:
+        return None
+    if len(shape) == 0:
+        raise ValueError(
+            "theta must be an array of shape (n, d), (d,) or (..., d), got a scalar."
+        )
+    return tuple(shape[:-1])
+
+
+def _to_rows(a, lead, name="theta", rows_shape=None):
+    """``a`` of shape ``lead + (d,)`` as a (prod(lead), d) matrix (None stays None)."""
+    if a is None:
+        return None
+    if not hasattr(a, "reshape"):
+        a = np.asarray(a)
+    if rows_shape is not None and a.shape != lead + rows_shape[1:]:
+        raise ValueError(
+            f"{name} must have the shape of theta {lead + rows_shape[1:]}, got {a.shape}."
+        )
+    return a.reshape((int(np.prod(a.shape[:-1])), a.shape[-1]))  # -1 fails for d = 0
+
+
+def _keys_to_rows(row_keys, lead):
+    if row_keys is None:
+        return None
+    keys = row_keys if hasattr(row_keys, "reshape") else np.asarray(row_keys)
+    if keys.shape != lead:
+        raise ValueError(f"row_keys must have theta's batch shape {lead}, got {keys.shape}.")
+    return keys.reshape(-1)
+
+
+def _from_rows(a, lead):
+    """A per-row output (rows, ...) back to the batch shape ``lead + (...)``."""
+    if a is None:
+        return None
+    out = a.reshape(lead + a.shape[1:])
+    return out[()] if out.ndim == 0 else out
+
+
+def _any_batch_shape(loss):
+    """Let ``loss(theta, y, ...)`` take θ and y of shape (..., d), as PerturbedOptimizer."""
+
+    @functools.wraps(loss)
+    def wrapper(theta, y, *args, **kwargs):
+        lead = _batch_shape(theta)
+        if lead is None:
+            return loss(theta, y, *args, **kwargs)
+        rows = _to_rows(theta, lead)
+        if kwargs.get("row_keys") is not None:
+            kwargs["row_keys"] = _keys_to_rows(kwargs["row_keys"], lead)
+        value, grad = loss(rows, _to_rows(y, lead, "y", rows.shape), *args, **kwargs)
+        return _from_rows(value, lead), _from_rows(grad, lead)
+
+    return wrapper
 
 
 def _output_dtype(theta):
@@ -878,6 +961,65 @@ def exact_marginals(po, theta):
     return out / out.sum(axis=1, keepdims=True)
 
 
+def jacobian(po, theta, *, row_keys=None, seed=None):
+    """Monte Carlo Jacobian ``J_θ y_ε(θ)`` of every row, shape (..., d, d).
+
+    ``J[..., a, b] = ∂ y_ε(θ)_a / ∂ θ_b``. Row ``a`` is the vector–Jacobian
+    product with the basis vector ``e_a``; the d products of a row are
+    estimated from the same draws (the row's noise key and one seed), in one
+    pass of ``po.vjp`` over d copies of each row, so a call costs d times a
+    VJP.
+
+    Parameters
+    ----------
+    po : PerturbedOptimizer
+        Supplies the solver, ε, M, the noise and the seed.
+    theta : array-like or cupy.ndarray of shape (n, d), (d,) or (..., d)
+        Scores (or costs for a minimizing solver).
+    row_keys : array-like of int of theta's batch shape, default=None
+        Noise key of each row.
+    seed : int, default=None
+        Overrides the optimizer's seed.
+
+    Returns
+    -------
+    jacobian : ndarray of shape (..., d, d)
+        The estimated Jacobian of each row, in θ's namespace and float dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_perturbed.perturbed import PerturbedOptimizer, jacobian
+    >>> from sk_perturbed.solvers import Argmax
+    >>> po = PerturbedOptimizer(Argmax(), noise="gumbel", n_samples=20000, random_state=0)
+    >>> J = jacobian(po, np.array([0.0, 0.0]))  # (diag(p) - p pᵀ) / ε with p = (½, ½)
+    >>> J.shape, bool(np.abs(J - [[0.25, -0.25], [-0.25, 0.25]]).max() < 0.02)
+    ((2, 2), True)
+    """
+    if not isinstance(po, PerturbedOptimizer):
+        raise TypeError(f"po must be a PerturbedOptimizer, got {type(po).__name__}.")
+    lead = _batch_shape(theta)
+    if lead is not None:
+        rows = _to_rows(theta, lead)
+        J = jacobian(po, rows, row_keys=_keys_to_rows(row_keys, lead), seed=seed)
+        return J.reshape(lead + J.shape[1:])
+    po._validate()
+    po._check_placement(theta, row_keys=row_keys)
+    xp = _array_namespace(theta)
+    if xp is np:
+        theta = check_theta(theta, po.solver)
+    n, d = theta.shape
+    keys = check_row_keys(row_keys, n) if xp is np else (
+        xp.arange(n, dtype=xp.int64) if row_keys is None else row_keys
+    )
+    seed = po._draw_seed() if seed is None else seed
+    # Copy (i, a) of row i has the row's key and cotangent e_a.
+    copies = xp.repeat(theta, d, axis=0)
+    basis = xp.tile(xp.eye(d, dtype=copies.dtype), (n, 1))
+    vjp = po.estimate(copies, basis, row_keys=xp.repeat(keys, d), seed=seed).vjp
+    return vjp.reshape(n, d, d)
+
+
 def _loss_inputs(theta, y, solver):
     """θ and y as float64 (n, d) arrays on θ's side (host or GPU), validated there.
 
@@ -898,6 +1040,7 @@ def _loss_inputs(theta, y, solver):
     return theta, xp.asarray(check_same_shape(y, theta, "y"))
 
 
+@_any_batch_shape
 def fenchel_young_loss(theta, y, po, *, row_keys=None, seed=None):
     """Perturbed Fenchel–Young loss and its gradient in θ.
 
@@ -957,6 +1100,7 @@ def fenchel_young_loss(theta, y, po, *, row_keys=None, seed=None):
     return _fenchel_young_from(theta64, y, est.expected_max, est.expected_max_grad, po.solver._sign)
 
 
+@_any_batch_shape
 def perturbed_squared_loss(theta, y, po, *, row_keys=None, seed=None):
     """``½‖y - y_ε(θ)‖²`` and its gradient ``(y_ε(θ) - y)ᵀ J_θ y_ε(θ)``.
 
@@ -1007,6 +1151,7 @@ def perturbed_squared_loss(theta, y, po, *, row_keys=None, seed=None):
     )
 
 
+@_any_batch_shape
 def squared_loss(theta, y):
     """``½‖y - θ‖²`` and its gradient ``θ - y`` (regression on the targets).
 
@@ -1038,6 +1183,7 @@ def squared_loss(theta, y):
     return _squared_from(*_loss_inputs(theta, y, None))
 
 
+@_any_batch_shape
 def blackbox_loss(theta, y, solver, *, lambda_=10.0):
     """``½‖y - y*(θ)‖²`` with the interpolation gradient of Vlastelica et al. (2019).
 

@@ -47,6 +47,7 @@ PUBLIC = {
         "blackbox_loss",
         "spo_plus_loss",
         "exact_marginals",
+        "jacobian",
     ],
     "sk_perturbed.solvers": [
         "BaseSolver",

@@ -747,8 +747,8 @@ def test_solver_must_be_a_solver_object():
     [
         (np.array([np.nan, 1.0, 2.0]).reshape(1, 3), Argmax(), "NaN"),
         (np.array([[np.inf, 1.0, 2.0]]), Argmax(), "infinity"),
-        (np.zeros(3), Argmax(), "2D array"),
-        (np.zeros((2, 3, 4)), Argmax(), "dim 3"),
+        (np.float64(1.0), Argmax(), r"shape \(n, d\), \(d,\) or \(\.\.\., d\), got a scalar"),
+        (np.zeros((2, 3, 0)), Argmax(), "0 feature"),
         (np.zeros((0, 3)), Argmax(), "0 sample"),
         (np.zeros((2, 3)), FourItems(), "expects θ with 4 columns"),
         (np.zeros((2, 3)), TopK(k=4), "exceeds the number of items"),

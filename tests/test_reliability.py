@@ -177,3 +177,88 @@ def test_a_child_forked_after_a_parallel_kernel_runs_kernels():
     assert child.exitcode == 0
     for a, b in zip(parent, result):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape", [(6,), (2, 3, 6), (1, 1, 6)])
+def test_optimizer_and_losses_keep_any_batch_shape(shape):
+    from sk_perturbed.perturbed import (
+        blackbox_loss,
+        fenchel_young_loss,
+        perturbed_squared_loss,
+        squared_loss,
+    )
+
+    rng = np.random.default_rng(5)
+    theta = rng.normal(size=shape)
+    v = rng.normal(size=shape)
+    y = Ranking()(rng.normal(size=(int(np.prod(shape[:-1])), 6))).reshape(shape)
+    po = _po(Ranking())
+    rows = theta.reshape(-1, 6)
+    lead = shape[:-1]
+    keys = np.arange(rows.shape[0]).reshape(lead)
+
+    flat = po.estimate(rows, v.reshape(-1, 6))
+    batched = po.estimate(theta, v, row_keys=keys)
+    for a, b in zip(flat, batched):
+        assert b.shape == lead + a.shape[1:]
+        np.testing.assert_array_equal(a.reshape(b.shape), b)
+    assert po(theta).shape == shape
+    assert np.shape(po.expected_max(theta)) == lead
+    assert po.vjp(theta, v).shape == shape
+
+    for loss, extra in [
+        (fenchel_young_loss, (po,)), (perturbed_squared_loss, (po,)),
+        (squared_loss, ()), (blackbox_loss, (Ranking(),)),
+    ]:
+        value, grad = loss(theta, y, *extra)
+        flat_value, flat_grad = loss(rows, y.reshape(-1, 6), *extra)
+        assert np.shape(value) == lead and grad.shape == shape
+        np.testing.assert_array_equal(np.reshape(value, -1), flat_value)
+        np.testing.assert_array_equal(grad.reshape(-1, 6), flat_grad)
+
+
+def test_batch_shape_mismatches_are_named():
+    po = _po(Ranking())
+    with pytest.raises(ValueError, match=r"v must have the shape of theta \(2, 3, 4\)"):
+        po.vjp(np.zeros((2, 3, 4)), np.zeros((6, 4)))
+    with pytest.raises(ValueError, match=r"row_keys must have theta's batch shape \(2, 3\)"):
+        po(np.zeros((2, 3, 4)), row_keys=np.arange(6))
+
+
+def test_normal_is_an_alias_of_gaussian():
+    theta = np.random.default_rng(6).normal(size=(4, 5))
+    for params in ({}, {"antithetic": True}, {"perturbation": "multiplicative"}):
+        gaussian = _po(Ranking(), noise="gaussian", **params).estimate(theta, theta)
+        normal = _po(Ranking(), noise="normal", **params).estimate(theta, theta)
+        for a, b in zip(gaussian, normal):
+            np.testing.assert_array_equal(a, b)
+    # The GPU path reads the same noise ids (here on NumPy via the numpy backend).
+    np.testing.assert_array_equal(
+        _po(Ranking(), noise="normal", backend="numpy")(theta),
+        _po(Ranking(), noise="gaussian", backend="numpy")(theta),
+    )
+
+
+@pytest.mark.parametrize("epsilon", [0.5, 2.0])
+def test_jacobian_of_gumbel_argmax_matches_finite_differences_of_the_softmax(epsilon):
+    from sk_perturbed.perturbed import jacobian
+
+    theta = np.array([[0.3, -0.5, 1.0, 0.0], [2.0, 2.0, -1.0, 0.5]])
+    po = PerturbedOptimizer(Argmax(), epsilon=epsilon, noise="gumbel", n_samples=40_000,
+                            random_state=0)
+    J = jacobian(po, theta)
+    assert J.shape == (2, 4, 4)
+    h = 1e-6
+    fd = np.empty_like(J)
+    for b in range(4):
+        step = np.zeros(4)
+        step[b] = h
+        fd[:, :, b] = (exact_marginals(po, theta + step) - exact_marginals(po, theta - step)) / (2 * h)
+    # Monte Carlo error of a Jacobian entry at M = 40000: about 1/(ε √M).
+    np.testing.assert_allclose(J, fd, atol=4.0 / (epsilon * np.sqrt(40_000)))
+    # Same draws as the VJPs: row a of J is the VJP with e_a.
+    e = np.zeros_like(theta)
+    e[:, 2] = 1.0
+    np.testing.assert_allclose(J[:, 2, :], po.vjp(theta, e), rtol=1e-12, atol=1e-12)
+    # Batch shapes: one problem (d,) gives (d, d).
+    np.testing.assert_array_equal(jacobian(po, theta[0]), J[0])
