@@ -15,6 +15,7 @@ SCRIPTS = {
     "classification": "classification",
     "label_ranking": "label_ranking",
     "defaults_scale": "defaults_scale",
+    "decision_focused": "decision_focused",
 }
 
 pytest.importorskip("matplotlib")
