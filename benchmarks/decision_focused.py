@@ -57,7 +57,7 @@ def config(quick):
     if quick:
         return dict(n_train=100, n_test=100, n_seeds=1, max_iter=3, pyepo_epochs=1,
                     pyepo_seeds=1)
-    return dict(n_train=1000, n_test=1000, n_seeds=3, max_iter=None, pyepo_epochs=10,
+    return dict(n_train=1000, n_test=1000, n_seeds=3, max_iter=None, pyepo_epochs=20,
                 pyepo_seeds=1)
 
 
@@ -85,10 +85,11 @@ def make_problem(name, n, seed):
     return X, C, solver, pyepo_model
 
 
-def fit_ours(loss, X, C, solver, seed, max_iter, n_jobs=None):
-    kwargs = {} if max_iter is None else {"max_iter": max_iter}
+def fit_ours(loss, X, C, solver, seed, max_iter, n_jobs=None, **params):
+    if max_iter is not None:
+        params["max_iter"] = max_iter
     model = DecisionFocusedRegressor(solver, loss=loss, random_state=seed, n_jobs=n_jobs,
-                                     **kwargs)
+                                     **params)
     start = time.perf_counter()
     with quiet():
         model.fit(X, C)

@@ -16,6 +16,7 @@ SCRIPTS = {
     "label_ranking": "label_ranking",
     "defaults_scale": "defaults_scale",
     "decision_focused": "decision_focused",
+    "decision_focused_defaults": "decision_focused_defaults",
 }
 
 pytest.importorskip("matplotlib")
