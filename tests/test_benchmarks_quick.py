@@ -15,6 +15,8 @@ SCRIPTS = {
     "classification": "classification",
     "label_ranking": "label_ranking",
     "defaults_scale": "defaults_scale",
+    "decision_focused": "decision_focused",
+    "decision_focused_defaults": "decision_focused_defaults",
 }
 
 pytest.importorskip("matplotlib")
