@@ -15,6 +15,7 @@ SCRIPTS = {
     "classification": "classification",
     "label_ranking": "label_ranking",
     "defaults_scale": "defaults_scale",
+    "learning_to_rank": "learning_to_rank",
 }
 
 pytest.importorskip("matplotlib")

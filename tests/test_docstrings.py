@@ -34,7 +34,7 @@ IGNORED_FOR_METHODS = IGNORED_EVERYWHERE | {"EX01"}
 NO_EXAMPLES_NEEDED = {"sk_perturbed.perturbed.PerturbedEstimate"}
 
 PUBLIC = {
-    "sk_perturbed": ["PerturbedRankingRegressor", "PerturbedStructuredClassifier"],
+    "sk_perturbed": ["PerturbedRanker", "PerturbedRankingRegressor", "PerturbedStructuredClassifier"],
     "sk_perturbed.perturbed": [
         "PerturbedOptimizer",
         "PerturbedEstimate",
