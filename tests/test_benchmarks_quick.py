@@ -17,6 +17,7 @@ SCRIPTS = {
     "defaults_scale": "defaults_scale",
     "decision_focused": "decision_focused",
     "decision_focused_defaults": "decision_focused_defaults",
+    "learning_to_rank": "learning_to_rank",
 }
 
 pytest.importorskip("matplotlib")
