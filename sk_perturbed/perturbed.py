@@ -14,7 +14,7 @@ import time
 from collections import deque, namedtuple
 
 import numpy as np
-from scipy.special import logsumexp, softmax
+from scipy.special import softmax
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import (
     Interval,
@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import (
 )
 
 from ._noise import GAUSSIAN, NOISE_IDS, SYMMETRIC_NOISES, _array_namespace
-from ._threads import numba_threads, resolve_n_threads
+from ._threads import compile_notice, numba_threads, resolve_n_threads
 from ._validation import (
     check_device_theta,
     check_on_host,
@@ -324,7 +324,7 @@ class PerturbedOptimizer:
         return False
 
     def _resolve_backend(self, theta):
-        from .solvers._dispatch import numba_solver_arg
+        from .solvers._registry import numba_solver_arg
 
         backend = self.backend
         if self._runs_on_gpu(theta):
@@ -512,7 +512,7 @@ def _estimate_numba(
     multiplicative, antithetic, sign, v, control_variate, solver_arg=None, n_threads=None,
 ):
     from ._kernels import perturbed_kernel
-    from .solvers._dispatch import numba_solver_arg
+    from .solvers._registry import numba_solver_arg
 
     if solver_arg is None:
         solver_arg = numba_solver_arg(solver)
@@ -522,7 +522,7 @@ def _estimate_numba(
         n_threads = _kernel_threads(n_jobs, n, n_samples, d)
     rows = max(1, _CHUNK_ENTRIES // max(1, n_samples * d))
     outputs = []
-    with numba_threads(n_threads):
+    with numba_threads(n_threads), _compile_notice(solver, solver_arg):
         # Chunks of rows: a Ctrl-C is seen between two chunks (a signal
         # cannot stop a compiled loop); rows do not depend on the split.
         for start in range(0, n, rows):
@@ -545,6 +545,10 @@ def _estimate_numba(
         epsilon=epsilon, noise=noise, multiplicative=multiplicative, antithetic=antithetic,
     )
     return y, grad, value, (vjp if want_vjp else None)
+
+
+def _compile_notice(solver, solver_arg):
+    return compile_notice(type(solver).__name__, cached=isinstance(solver_arg, tuple))
 
 
 def _check_estimated_values(
@@ -623,7 +627,7 @@ class _PreparedOptimizer:
         self.gumbel_argmax = _is_gumbel_argmax(po)
         self.solver_arg = None
         if po.backend in ("auto", "numba"):
-            from .solvers._dispatch import numba_solver_arg
+            from .solvers._registry import numba_solver_arg
 
             self.solver_arg = numba_solver_arg(po.solver)
         self.usable = self.gumbel_argmax or self.solver_arg is not None

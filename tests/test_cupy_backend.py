@@ -23,13 +23,12 @@ import types
 import warnings
 from pathlib import Path
 
+import _fake_cupy
 import numpy as np
 import pytest
 
-import _fake_cupy
-from sk_perturbed import PerturbedRankingRegressor, PerturbedStructuredClassifier
+from sk_perturbed import PerturbedRankingRegressor, PerturbedStructuredClassifier, perturbed
 from sk_perturbed import _cupy_backend as cb
-from sk_perturbed import perturbed
 from sk_perturbed._noise import sample_noise
 from sk_perturbed.perturbed import (
     PerturbedOptimizer,

@@ -7,6 +7,7 @@ Statistical checks compare a Monte Carlo estimate with its exact value within
 import functools
 import math
 
+import naive
 import numba
 import numpy as np
 import pytest
@@ -15,7 +16,6 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp, softmax
 from scipy.stats import norm
 
-import naive
 from sk_perturbed.perturbed import (
     PerturbedOptimizer,
     blackbox_loss,
