@@ -46,9 +46,9 @@ import warnings
 
 import numpy as np
 
+from ._engine import PerturbedEstimate, _accumulate, _check_estimated_values, normalize_seed
 from ._noise import _ZIG_F, _ZIG_R, _ZIG_X, NOISE_IDS, sample_noise
 from ._validation import check_device_theta, check_row_keys, check_same_shape, check_theta
-from .perturbed import _accumulate, _check_estimated_values
 from .solvers._basic import Argmax, Ranking, TopK
 from .solvers._paths import DAGShortestPath
 
@@ -508,8 +508,6 @@ def estimate_cupy(
     ``ValueError`` of the CPU backends when an estimated F̂ is not finite (θ or
     ε so large that the perturbed problems overflow, or a solver failure).
     """
-    from .perturbed import PerturbedEstimate
-
     device = get_device()
     xp = device.xp
     on_device = device.is_device_array(theta)
@@ -570,7 +568,7 @@ def estimate_for(po, theta, v=None, *, row_keys=None, seed=None):
     if on_device(row_keys):
         row_keys = device.to_host(row_keys)
     keys = check_row_keys(row_keys, theta.shape[0])
-    seed = po._draw_seed() if seed is None else int(seed) & 0xFFFFFFFFFFFFFFFF
+    seed = po._draw_seed() if seed is None else normalize_seed(seed)
     return estimate_cupy(
         po.solver, theta=theta, row_keys=keys, seed=seed, n_samples=int(po.n_samples),
         epsilon=float(po.epsilon), noise=po.noise,

@@ -789,7 +789,7 @@ def test_numba_backend_needs_a_numba_solver():
 
 
 def test_thread_tuner_measures_both_counts_then_revises_its_choice():
-    from sk_perturbed.perturbed import _ThreadTuner
+    from sk_perturbed._engine import _ThreadTuner
 
     tuner = _ThreadTuner()
     assert tuner.choose("kind", 1) == (1, None)
