@@ -12,6 +12,7 @@ import functools
 import threading
 import time
 from collections import deque, namedtuple
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.utils import check_array
@@ -29,6 +30,54 @@ SEED_MASK = 0xFFFFFFFFFFFFFFFF
 def normalize_seed(seed):
     """``seed`` as the kernels' unsigned 64-bit seed."""
     return int(seed) & SEED_MASK
+
+
+@dataclass(frozen=True, eq=False)
+class EstimationSpec:
+    """What every backend needs of a :class:`~sk_perturbed.perturbed.PerturbedOptimizer`.
+
+    Built once per call (or once per fit, for the training losses) from the
+    validated optimizer; the backends read nothing else of it.
+    """
+
+    solver: object
+    n_samples: int
+    epsilon: float
+    noise: str
+    multiplicative: bool
+    antithetic: bool
+    control_variate: bool
+    n_jobs: object = None
+
+    @classmethod
+    def of(cls, po):
+        return cls(
+            solver=po.solver, n_samples=int(po.n_samples), epsilon=float(po.epsilon),
+            noise=po.noise, multiplicative=po.perturbation == "multiplicative",
+            antithetic=bool(po.antithetic), control_variate=bool(po.control_variate),
+            n_jobs=po.n_jobs,
+        )
+
+    @property
+    def sign(self):
+        """+1 for a maximizing solver, -1 for a minimizing one (θ are costs)."""
+        return self.solver._sign
+
+
+def estimate(spec, theta, row_keys, seed, v=None, *, backend="numba", solver_arg=None,
+             n_threads=None):
+    """``(y_eps, grad, value, vjp)`` in float64 for validated host inputs.
+
+    The one entry point of the CPU backends: ``'numba'`` (fused kernels;
+    ``solver_arg`` and ``n_threads`` skip their look-up) or ``'numpy'`` (the
+    materialized noise tensor, for Python solvers). θ is a float64 C (n, d)
+    array, ``row_keys`` int64 (n,), ``seed`` normalized, ``v`` None or like θ.
+    """
+    if backend == "numba":
+        return _estimate_numba(spec, theta, row_keys, seed, v, solver_arg, n_threads)
+    if backend == "numpy":
+        return _estimate_numpy(spec, theta, row_keys, seed, v)
+    raise ValueError(f"unknown CPU backend {backend!r}.")
 
 
 PerturbedEstimate = namedtuple(
@@ -178,41 +227,37 @@ def _kernel_threads(n_jobs, n_rows, n_samples, d):
     return max(1, min(budget, (n_rows * n_samples * d) // _MIN_WORK_PER_THREAD))
 
 
-def _estimate_numba(
-    solver, n_jobs, *, theta, row_keys, seed, n_samples, epsilon, noise,
-    multiplicative, antithetic, sign, v, control_variate, solver_arg=None, n_threads=None,
-):
-    from ._kernels import perturbed_kernel
+def _estimate_numba(spec, theta, row_keys, seed, v, solver_arg=None, n_threads=None):
+    from ._kernels import perturbed_kernel  # looked up per call: tests count the calls
+
     if solver_arg is None:
-        solver_arg = numba_solver_arg(solver)
+        solver_arg = numba_solver_arg(spec.solver)
     want_vjp = v is not None
     n, d = theta.shape
+    n_samples = spec.n_samples
     if n_threads is None:
-        n_threads = _kernel_threads(n_jobs, n, n_samples, d)
+        n_threads = _kernel_threads(spec.n_jobs, n, n_samples, d)
     rows = max(1, _CHUNK_ENTRIES // max(1, n_samples * d))
     outputs = []
-    with numba_threads(n_threads), _compile_notice(solver, solver_arg):
+    with numba_threads(n_threads), _compile_notice(spec.solver, solver_arg):
         # Chunks of rows: a Ctrl-C is seen between two chunks (a signal
         # cannot stop a compiled loop); rows do not depend on the split.
         for start in range(0, n, rows):
             part = slice(start, start + rows)
             outputs.append(perturbed_kernel(
-                theta[part], row_keys[part], np.uint64(seed), n_samples, epsilon,
-                NOISE_IDS[noise], multiplicative, antithetic, sign,
+                theta[part], row_keys[part], np.uint64(seed), n_samples, spec.epsilon,
+                NOISE_IDS[spec.noise], spec.multiplicative, spec.antithetic, spec.sign,
                 v[part] if want_vjp else np.zeros((0, d)),
-                want_vjp, control_variate, solver_arg,
+                want_vjp, spec.control_variate, solver_arg,
             ))
     if len(outputs) == 1:
         y, grad, value, vjp = outputs[0]
     else:
         y, value, vjp = (np.concatenate([out[k] for out in outputs]) for k in (0, 2, 3))
-        grad = np.concatenate([out[1] for out in outputs]) if multiplicative else y
+        grad = np.concatenate([out[1] for out in outputs]) if spec.multiplicative else y
     # Exceptions raised inside numba's parallel loops are unreliable, so row
     # kernels flag a problem they cannot solve with NaN and it is raised here.
-    _check_estimated_values(
-        solver, value, theta=theta, row_keys=row_keys, seed=seed, n_samples=n_samples,
-        epsilon=epsilon, noise=noise, multiplicative=multiplicative, antithetic=antithetic,
-    )
+    _check_estimated_values(spec, value, theta, row_keys, seed)
     return y, grad, value, (vjp if want_vjp else None)
 
 
@@ -220,10 +265,7 @@ def _compile_notice(solver, solver_arg):
     return compile_notice(type(solver).__name__, cached=isinstance(solver_arg, tuple))
 
 
-def _check_estimated_values(
-    solver, value, *, theta, row_keys, seed, n_samples, epsilon, noise, multiplicative,
-    antithetic,
-):
+def _check_estimated_values(spec, value, theta, row_keys, seed):
     """Raise for the first row whose F̂ is not finite, naming the likely cause.
 
     ``value`` and ``row_keys`` are host arrays; ``theta`` may be on the GPU,
@@ -235,16 +277,18 @@ def _check_estimated_values(
     theta_row = np.asarray(to_host(theta[bad]), dtype=np.float64)
     # Redraw that row's noise: perturbed scores that overflow are the
     # caller's ε or θ, not the solver's fault.
-    z = sample_noise(seed, row_keys[bad : bad + 1], n_samples, theta.shape[1], noise, antithetic)
+    z = sample_noise(seed, row_keys[bad : bad + 1], spec.n_samples, theta.shape[1], spec.noise,
+                     spec.antithetic)
     where = f"row {bad} (row key {int(row_keys[bad])})"
-    if _overflows(solver, theta_row, z[0], epsilon, multiplicative):
+    solver, epsilon = spec.solver, spec.epsilon
+    if _overflows(spec, theta_row, z[0]):
         raise ValueError(
             f"The perturbed problems of {where} overflow float64 (max |theta| = "
             f"{np.abs(theta_row).max():.3g}, epsilon = {epsilon:.3g}): θ + εZ, "
             "θ ⊙ exp(εZ), or the optimal values <y*, θ̃> and their sum over the samples "
-            "are beyond 1.8e308. To fix it, lower epsilon or rescale: divide theta (the scores or costs) by a constant "
-            "c, and for additive noise epsilon by the same c; the structures y_ε are "
-            "unchanged and the optimal values scale by 1/c."
+            "are beyond 1.8e308. To fix it, lower epsilon or rescale: divide theta (the "
+            "scores or costs) by a constant c, and for additive noise epsilon by the same "
+            "c; the structures y_ε are unchanged and the optimal values scale by 1/c."
         )
     raise ValueError(
         f"{type(solver).__name__} could not solve a perturbed problem of {where}. "
@@ -252,18 +296,18 @@ def _check_estimated_values(
     )
 
 
-def _overflows(solver, theta_row, z, epsilon, multiplicative):
+def _overflows(spec, theta_row, z):
     """Whether one row's estimates overflow float64 rather than its solver failing.
 
     Overflow is the perturbed scores θ̃ (M, d), or one of their optimal values
     ``<y*(θ̃), θ̃>``, or the running sum of those values over the samples.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        perturbed, _ = _perturbed_scores(theta_row, z, epsilon, multiplicative, solver._sign)
+        perturbed, _ = _perturbed_scores(spec, theta_row, z)
         if not np.isfinite(perturbed).all():
             return True
         try:
-            y = solver._solve_batch(perturbed)
+            y = spec.solver._solve_batch(perturbed)
         except ValueError:  # the solver's own failure
             return False
         if not np.isfinite(y).all():
@@ -294,18 +338,10 @@ class _PreparedOptimizer:
         self.gumbel_argmax = is_gumbel_argmax(po)
         self.solver_arg = None
         if po.backend in ("auto", "numba"):
-                    self.solver_arg = numba_solver_arg(po.solver)
+            self.solver_arg = numba_solver_arg(po.solver)
         self.usable = self.gumbel_argmax or self.solver_arg is not None
         self.sign = po.solver._sign
-        self.kernel_args = dict(
-            n_samples=int(po.n_samples),
-            epsilon=float(po.epsilon),
-            noise=po.noise,
-            multiplicative=po.perturbation == "multiplicative",
-            antithetic=bool(po.antithetic),
-            sign=self.sign,
-            control_variate=bool(po.control_variate),
-        )
+        self.spec = EstimationSpec.of(po)
 
     def inputs(self, theta, y, row_keys):
         """θ and y as float64 C arrays and the keys as int64, or None to fall back."""
@@ -331,13 +367,12 @@ class _PreparedOptimizer:
         n_threads, record = None, None
         if self.po.n_jobs is None:  # an explicit n_jobs is obeyed (_kernel_threads)
             n_threads, record = _THREAD_TUNER.choose(
-                (v is not None, (theta64.size * self.kernel_args["n_samples"]).bit_length()),
+                (v is not None, (theta64.size * self.spec.n_samples).bit_length()),
                 resolve_n_threads(None),
             )
         start = time.perf_counter()
-        out = _estimate_numba(
-            self.po.solver, self.po.n_jobs, theta=theta64, row_keys=keys, seed=seed, v=v,
-            solver_arg=self.solver_arg, n_threads=n_threads, **self.kernel_args,
+        out = estimate(
+            self.spec, theta64, keys, seed, v, solver_arg=self.solver_arg, n_threads=n_threads
         )
         if record is not None:
             record.append((time.perf_counter() - start) / theta64.size)
@@ -417,7 +452,7 @@ def _fast_loss_gradient(kind, prepared, theta, y, row_keys, seed):
         return _fenchel_young_from(theta64, y64, cast(value), cast(grad), prepared.sign)
     if prepared.solver_arg is None:
         return None
-    if prepared.kernel_args["multiplicative"] and np.any(theta64 == 0):
+    if prepared.spec.multiplicative and np.any(theta64 == 0):
         return None  # the public path raises: the Jacobian is undefined at θ = 0
     seed = prepared.po._draw_seed() if seed is None else seed
     return _perturbed_squared_from(
@@ -469,41 +504,30 @@ def _blackbox_from(theta, y, solve, sign, lambda_, requires_positive):
     return 0.5 * _rowwise_dot(g, g), grad
 
 
-def _estimate_numpy(
-    solver, *, theta, row_keys, seed, n_samples, epsilon, noise,
-    multiplicative, antithetic, sign, v, control_variate,
-):
+def _estimate_numpy(spec, theta, row_keys, seed, v):
     """Same estimates with the (n, M, d) noise tensor built explicitly.
 
     The noise is the kernels' keyed noise, so both backends agree up to
     floating-point summation order. Solvers are called on the whole (n·M, d)
     batch, which is what Python (batched) solvers need.
     """
-    z = sample_noise(seed, row_keys, n_samples, theta.shape[1], noise, antithetic)
+    z = sample_noise(seed, row_keys, spec.n_samples, theta.shape[1], spec.noise, spec.antithetic)
     with np.errstate(over="ignore", invalid="ignore"):  # reported just below
-        out = _accumulate(
-            solver._solve_batch, theta, z, epsilon=epsilon, noise=noise,
-            multiplicative=multiplicative, antithetic=antithetic, sign=sign, v=v,
-            control_variate=control_variate,
-        )
-    _check_estimated_values(
-        solver, out[2], theta=theta, row_keys=row_keys, seed=seed, n_samples=n_samples,
-        epsilon=epsilon, noise=noise, multiplicative=multiplicative, antithetic=antithetic,
-    )
+        out = _accumulate(spec, spec.solver._solve_batch, theta, z, v)
+    _check_estimated_values(spec, out[2], theta, row_keys, seed)
     return out
 
 
-def _perturbed_scores(theta, z, epsilon, multiplicative, sign):
+def _perturbed_scores(spec, theta, z):
     """θ̃ for noise ``z`` (θ broadcast against it) and the multiplicative factor, or None."""
-    if multiplicative:
+    epsilon = spec.epsilon
+    if spec.multiplicative:
         scale = _array_namespace(z).exp(epsilon * z - 0.5 * epsilon**2)
         return theta * scale, scale
-    return theta + (sign * epsilon) * z, None
+    return theta + (spec.sign * epsilon) * z, None
 
 
-def _accumulate(
-    solve, theta, z, *, epsilon, noise, multiplicative, antithetic, sign, v, control_variate,
-):
+def _accumulate(spec, solve, theta, z, v):
     """``(y_eps, grad, value, vjp)`` from the noise ``z`` (n, M, d) of every problem.
 
     Array code in θ's namespace (NumPy, or CuPy for the GPU backend); ``solve``
@@ -511,7 +535,8 @@ def _accumulate(
     """
     xp = _array_namespace(theta)
     n, n_samples, d = z.shape
-    perturbed, scale = _perturbed_scores(theta[:, None, :], z, epsilon, multiplicative, sign)
+    epsilon, sign, multiplicative = spec.epsilon, spec.sign, spec.multiplicative
+    perturbed, scale = _perturbed_scores(spec, theta[:, None, :], z)
     y = solve(perturbed.reshape(n * n_samples, d)).reshape(n, n_samples, d)
     y_eps = y.mean(axis=1)
     value = xp.einsum("nmd,nmd->nm", y, perturbed).mean(axis=1)
@@ -519,8 +544,8 @@ def _accumulate(
     vjp = None
     if v is not None:
         scores = xp.einsum("nmd,nd->nm", y, v)
-        g = grad_nu_numpy(z, noise)
-        if control_variate and not antithetic and n_samples > 1:
+        g = grad_nu_numpy(z, spec.noise)
+        if spec.control_variate and not spec.antithetic and n_samples > 1:
             # Relative to the first sample (as the kernel): equal scores give 0.
             scores = scores - scores[:, :1]
             vjp = xp.einsum("nm,nmd->nd", scores - scores.mean(axis=1, keepdims=True), g)

@@ -17,22 +17,21 @@ from sklearn.utils._param_validation import (
     validate_parameter_constraints,
 )
 
+from . import _engine
 from ._closed_forms import argmax_marginals, gumbel_argmax_fenchel_young, is_gumbel_argmax
 from ._engine import (
+    EstimationSpec,
     PerturbedEstimate,
     _any_batch_shape,
     _batch_shape,
     _blackbox_from,
     _check_noise_and_perturbation,
-    _estimate_numba,
-    _estimate_numpy,
     _fenchel_young_from,
     _from_rows,
     _keys_to_rows,
     _loss_inputs,
     _output_dtype,
     _perturbed_squared_from,
-    _require_cupy,
     _squared_from,
     _to_rows,
     normalize_seed,
@@ -243,7 +242,7 @@ class PerturbedOptimizer:
         self._validate()
         if self._check_placement(theta, v, row_keys):
             # The GPU path validates CuPy inputs on the device (no host copy).
-            _require_cupy()
+            _engine._require_cupy()
             from ._cupy_backend import estimate_for
 
             return estimate_for(self, theta, v, row_keys=row_keys, seed=seed)
@@ -260,23 +259,9 @@ class PerturbedOptimizer:
         keys = check_row_keys(row_keys, theta_checked.shape[0])
         seed = self._draw_seed() if seed is None else normalize_seed(seed)
         backend = self._resolve_backend(theta)
-        args = dict(
-            theta=theta_checked,
-            row_keys=keys,
-            seed=seed,
-            n_samples=int(self.n_samples),
-            epsilon=float(self.epsilon),
-            noise=self.noise,
-            multiplicative=self.perturbation == "multiplicative",
-            antithetic=bool(self.antithetic),
-            sign=self.solver._sign,
-            v=v,
-            control_variate=bool(self.control_variate),
+        y, grad, value, vjp = _engine.estimate(
+            EstimationSpec.of(self), theta_checked, keys, seed, v, backend=backend
         )
-        if backend == "numba":
-            y, grad, value, vjp = _estimate_numba(self.solver, self.n_jobs, **args)
-        else:
-            y, grad, value, vjp = _estimate_numpy(self.solver, **args)
         cast = lambda a: None if a is None else a.astype(out_dtype, copy=False)  # noqa: E731
         return PerturbedEstimate(cast(y), cast(value), cast(grad), cast(vjp))
 
@@ -305,7 +290,7 @@ class PerturbedOptimizer:
     def _resolve_backend(self, theta):
         backend = self.backend
         if self._runs_on_gpu(theta):
-            _require_cupy()
+            _engine._require_cupy()
             return "cupy"
         if backend == "auto":
             return "numba" if numba_solver_arg(self.solver) is not None else "numpy"
