@@ -52,7 +52,7 @@ from sk_perturbed.solvers import (
     SpanningTree,
     TopK,
 )
-from sk_perturbed.solvers._dispatch import _solve_batch_kernel, numba_solver_arg
+from sk_perturbed.solvers._registry import _solve_batch_kernel, numba_solver_arg
 
 N_SAMPLES = 10  # M of the PerturbedOptimizer column
 

@@ -22,8 +22,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (command_line, describe, figure, mean_std, parse_args, quiet,  # noqa: E402
-                     save_figure, write_report)
+from _common import (  # noqa: E402
+    command_line,
+    describe,
+    figure,
+    mean_std,
+    parse_args,
+    quiet,
+    save_figure,
+    write_report,
+)
 
 from sk_perturbed import PerturbedStructuredClassifier  # noqa: E402
 
@@ -69,7 +77,8 @@ def main(argv=None):
         "of this run: " + describe(models(args.seed, max_iter)["perturbed gaussian MLP"],
                                    ("epsilon", "n_samples", "learning_rate", "learning_rate_init",
                                     "batch_size", "alpha", "n_iter_no_change"))
-        + f", max_iter = {max_iter}, hidden layers {HIDDEN} for the MLPs; MLPClassifier: sklearn defaults, hidden {HIDDEN}, max_iter = {max_iter}; "
+        + f", max_iter = {max_iter}, hidden layers {HIDDEN} for the MLPs; "
+        f"MLPClassifier: sklearn defaults, hidden {HIDDEN}, max_iter = {max_iter}; "
         "LogisticRegression: sklearn defaults (lbfgs, C = 1), max_iter = 1000.",
         f"Total wall time {time.perf_counter() - t_start:.0f} s.",
     ]

@@ -37,8 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DEFAULT_OUT, command_line, describe, figure, mean_std,  # noqa: E402
-                     parse_args, quiet, save_figure, write_report)
+from _common import DEFAULT_OUT, command_line, describe, figure, mean_std, parse_args, quiet, save_figure, write_report  # noqa: E402
 
 from sk_perturbed import DecisionFocusedRegressor  # noqa: E402
 from sk_perturbed.datasets import make_knapsack, make_shortest_path  # noqa: E402

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DEFAULT_OUT, command_line, figure, parse_args,  # noqa: E402
-                     save_figure, write_report)
+from _common import DEFAULT_OUT, command_line, figure, parse_args, save_figure, write_report  # noqa: E402
 from decision_focused import PROBLEMS, fit_ours, make_problem, regret  # noqa: E402
 
 TUNING_SEED = 10_000

@@ -28,8 +28,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (command_line, describe, figure, mean_std, parse_args, quiet,  # noqa: E402
-                     save_figure, write_report)
+from _common import (  # noqa: E402
+    command_line,
+    describe,
+    figure,
+    mean_std,
+    parse_args,
+    quiet,
+    save_figure,
+    write_report,
+)
 
 from sk_perturbed import PerturbedRankingRegressor  # noqa: E402
 from sk_perturbed.datasets import LABEL_RANKING_DATASETS, load_label_ranking  # noqa: E402

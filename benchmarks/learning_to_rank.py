@@ -46,8 +46,7 @@ import numpy as np
 from scipy import sparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (DEFAULT_OUT, command_line, describe, figure, parse_args,  # noqa: E402
-                     quiet, save_figure, write_report)
+from _common import DEFAULT_OUT, command_line, describe, figure, parse_args, quiet, save_figure, write_report  # noqa: E402
 
 from sk_perturbed import PerturbedRanker  # noqa: E402
 from sk_perturbed.datasets import load_learning_to_rank, make_ranking_groups  # noqa: E402

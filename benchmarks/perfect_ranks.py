@@ -15,13 +15,21 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (command_line, describe, epoch_curves, figure, mean_std, parse_args,  # noqa: E402
-                     plot_curves, save_figure, write_report)
+from _common import (  # noqa: E402
+    command_line,
+    describe,
+    epoch_curves,
+    figure,
+    mean_std,
+    parse_args,
+    plot_curves,
+    save_figure,
+    write_report,
+)
 
 from sk_perturbed import PerturbedRankingRegressor  # noqa: E402
 from sk_perturbed.datasets import make_perfect_ranks  # noqa: E402
-from sk_perturbed.metrics import (kendall_tau_score, perfect_rank_score,  # noqa: E402
-                                  spearman_score)
+from sk_perturbed.metrics import kendall_tau_score, perfect_rank_score, spearman_score  # noqa: E402
 
 LOSSES = ("fenchel_young", "perturbed_squared", "squared", "blackbox")
 N_FEATURES, N_LABELS, N_TEST = 20, 5, 1000
@@ -116,7 +124,10 @@ def main(argv=None):
         "(the seed draws W0, X, the noise, the initialisation and the perturbations).",
         "PerturbedRankingRegressor, linear model (the paper's), other parameters at the "
         "library defaults of this run: " + describe(PerturbedRankingRegressor(model="linear"),
-                                                    ("model", "epsilon", "n_samples", "noise", "learning_rate_init", "batch_size", "alpha", "max_iter", "n_iter_no_change", "blackbox_lambda")) + "; "
+                                                    ("model", "epsilon", "n_samples", "noise",
+                                                     "learning_rate_init", "batch_size", "alpha",
+                                                     "max_iter", "n_iter_no_change",
+                                                     "blackbox_lambda")) + "; "
         f"epochs of partial_fit per n_train: {cfg['n_epochs']}; metrics after the last epoch, "
         f"mean ± std over {len(seeds)} seeds.",
         f"blackbox λ = {lam}, chosen from {sorted(lam_scores)} by % perfect ranks on a separate "

@@ -24,8 +24,7 @@ import numpy as np
 from sklearn.linear_model import LinearRegression
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (command_line, figure, mean_std, parse_args, quiet,  # noqa: E402
-                     save_figure, write_report)
+from _common import command_line, figure, mean_std, parse_args, quiet, save_figure, write_report  # noqa: E402
 
 from sk_perturbed import PerturbedStructuredClassifier  # noqa: E402
 from sk_perturbed.datasets import make_shortest_path  # noqa: E402

@@ -90,7 +90,7 @@ def bench_pyepo(seed=135):
     pfyl = pyepo.func.perturbedFenchelYoung(optmodel, n_samples=m, sigma=eps, processes=1)
     start = time.perf_counter()
     for _ in range(epochs):
-        for x, c, w, z in loader:
+        for x, _c, w, _z in loader:
             loss = pfyl(reg(x), w)
             opt.zero_grad()
             loss.backward()

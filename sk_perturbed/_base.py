@@ -30,7 +30,8 @@ from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _models, perturbed
+from . import _engine, _models
+from ._engine import _check_noise_and_perturbation
 from ._loss import LOSSES
 from ._noise import _array_namespace, content_row_keys
 from ._optimizers import AdamOptimizer, SGDOptimizer, move_optimizer
@@ -39,7 +40,6 @@ from ._validation import is_cupy_array, to_host
 from .perturbed import (
     PERTURBATION_CONSTRAINTS,
     PerturbedOptimizer,
-    _check_noise_and_perturbation,
     exact_marginals,
 )
 
@@ -434,7 +434,7 @@ class BasePerturbedEstimator(BaseEstimator, metaclass=ABCMeta):
     def _training_device(self, X):
         """The device the epochs run on: None for the CPU, else the CuPy device."""
         if self.backend == "cupy" or (self.backend == "auto" and is_cupy_array(X)):
-            perturbed._require_cupy()
+            _engine._require_cupy()
             from . import _cupy_backend
 
             return _cupy_backend.get_device()

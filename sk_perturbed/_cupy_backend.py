@@ -24,7 +24,7 @@ shape (n, d) the GPU path
    once per chunk, solved with ``solver._solve_batch``, and copied back (with a
    one-time warning);
 4. accumulates ``y_ε``, ``F̂_ε``, its gradient and the VJP with the formulas of
-   the NumPy backend (one implementation, ``perturbed._accumulate``): multiplicative
+   the NumPy backend (one implementation, ``_engine._accumulate``): multiplicative
    perturbation, the sign of minimizing solvers, the leave-one-out control
    variate.
 
@@ -46,9 +46,15 @@ import warnings
 
 import numpy as np
 
+from ._engine import (
+    EstimationSpec,
+    PerturbedEstimate,
+    _accumulate,
+    _check_estimated_values,
+    normalize_seed,
+)
 from ._noise import _ZIG_F, _ZIG_R, _ZIG_X, NOISE_IDS, sample_noise
 from ._validation import check_device_theta, check_row_keys, check_same_shape, check_theta
-from .perturbed import _accumulate, _check_estimated_values
 from .solvers._basic import Argmax, Ranking, TopK
 from .solvers._paths import DAGShortestPath
 
@@ -447,10 +453,7 @@ def gpu_solver(device, solver):
     return host_solve, False
 
 
-def estimate_on(
-    device, solver, *, theta, row_keys, seed, n_samples, epsilon, noise, multiplicative,
-    antithetic, sign, v, control_variate, max_elements=None,
-):
+def estimate_on(device, spec, theta, row_keys, seed, v=None, *, max_elements=None):
     """All estimates on ``device`` for device arrays θ (n, d), v and row keys.
 
     Rows are processed in chunks of at most ``max_elements`` noise entries.
@@ -459,19 +462,16 @@ def estimate_on(
     xp = device.xp
     max_elements = MAX_ELEMENTS if max_elements is None else int(max_elements)
     n, d = theta.shape
-    solve, _ = gpu_solver(device, solver)
+    n_samples = spec.n_samples
+    solve, _ = gpu_solver(device, spec.solver)
     chunk = max(1, max_elements // max(1, n_samples * d))
     parts = []
     for start in range(0, n, chunk):
         sl = slice(start, min(n, start + chunk))
-        z = device.sample_noise(seed, row_keys[sl], n_samples, d, noise, antithetic)
+        z = device.sample_noise(seed, row_keys[sl], n_samples, d, spec.noise, spec.antithetic)
         # Overflow is reported by the callers (as on the CPU), not warned about.
         with np.errstate(over="ignore", invalid="ignore"):
-            parts.append(_accumulate(
-                solve, theta[sl], z, epsilon=epsilon, noise=noise,
-                multiplicative=multiplicative, antithetic=antithetic, sign=sign,
-                v=None if v is None else v[sl], control_variate=control_variate,
-            ))
+            parts.append(_accumulate(spec, solve, theta[sl], z, None if v is None else v[sl]))
     if len(parts) == 1:
         return parts[0]
     y_eps, grad, value, vjp = (
@@ -489,18 +489,10 @@ def estimate_with(device, po, theta, row_keys, seed, v=None):
     nothing waits for the device (non-finite estimates surface in the loop's
     once-per-epoch check).
     """
-    return estimate_on(
-        device, po.solver, theta=theta, row_keys=row_keys, seed=seed,
-        n_samples=int(po.n_samples), epsilon=float(po.epsilon), noise=po.noise,
-        multiplicative=po.perturbation == "multiplicative", antithetic=bool(po.antithetic),
-        sign=po.solver._sign, v=v, control_variate=bool(po.control_variate),
-    )
+    return estimate_on(device, EstimationSpec.of(po), theta, row_keys, seed, v)
 
 
-def estimate_cupy(
-    solver, *, theta, row_keys, seed, n_samples, epsilon, noise, multiplicative,
-    antithetic, sign, v, control_variate, out_dtype=None,
-):
+def estimate_cupy(spec, theta, row_keys, seed, v=None, *, out_dtype=None):
     """GPU estimates for a validated θ (NumPy or CuPy); outputs follow θ's type.
 
     Returns a :class:`~sk_perturbed.perturbed.PerturbedEstimate` in
@@ -508,8 +500,6 @@ def estimate_cupy(
     ``ValueError`` of the CPU backends when an estimated F̂ is not finite (θ or
     ε so large that the perturbed problems overflow, or a solver failure).
     """
-    from .perturbed import PerturbedEstimate
-
     device = get_device()
     xp = device.xp
     on_device = device.is_device_array(theta)
@@ -518,19 +508,11 @@ def estimate_cupy(
     theta_d = xp.ascontiguousarray(device.to_device(theta), dtype=xp.float64)
     v_d = None if v is None else xp.ascontiguousarray(device.to_device(v), dtype=xp.float64)
     keys_d = device.to_device(np.ascontiguousarray(row_keys, dtype=np.int64))
-    y, grad, value, vjp = estimate_on(
-        device, solver, theta=theta_d, row_keys=keys_d, seed=seed, n_samples=n_samples,
-        epsilon=epsilon, noise=noise, multiplicative=multiplicative, antithetic=antithetic,
-        sign=sign, v=v_d, control_variate=control_variate,
-    )
+    y, grad, value, vjp = estimate_on(device, spec, theta_d, keys_d, seed, v_d)
     # One reduction (one wait for the device) per call; the offending row is
     # then diagnosed on the host with the CPU backends' message.
     if not bool(xp.isfinite(value).all()):
-        _check_estimated_values(
-            solver, np.asarray(device.to_host(value)), theta=theta_d, row_keys=row_keys,
-            seed=seed, n_samples=n_samples, epsilon=epsilon, noise=noise,
-            multiplicative=multiplicative, antithetic=antithetic,
-        )
+        _check_estimated_values(spec, np.asarray(device.to_host(value)), theta_d, row_keys, seed)
 
     def out(a):
         if a is None:
@@ -570,11 +552,5 @@ def estimate_for(po, theta, v=None, *, row_keys=None, seed=None):
     if on_device(row_keys):
         row_keys = device.to_host(row_keys)
     keys = check_row_keys(row_keys, theta.shape[0])
-    seed = po._draw_seed() if seed is None else int(seed) & 0xFFFFFFFFFFFFFFFF
-    return estimate_cupy(
-        po.solver, theta=theta, row_keys=keys, seed=seed, n_samples=int(po.n_samples),
-        epsilon=float(po.epsilon), noise=po.noise,
-        multiplicative=po.perturbation == "multiplicative", antithetic=bool(po.antithetic),
-        sign=po.solver._sign, v=v, control_variate=bool(po.control_variate),
-        out_dtype=out_dtype,
-    )
+    seed = po._draw_seed() if seed is None else normalize_seed(seed)
+    return estimate_cupy(EstimationSpec.of(po), theta, keys, seed, v, out_dtype=out_dtype)

@@ -9,16 +9,17 @@ picks the path: the fast CPU path, or, when the model trains on the GPU
 
 import numpy as np
 
-from ._noise import _array_namespace
-from .perturbed import (
+from ._closed_forms import gumbel_argmax_fenchel_young, is_gumbel_argmax
+from ._engine import (
     _blackbox_from,
     _fast_loss_gradient,
     _fenchel_young_from,
-    _gumbel_argmax_fenchel_young,
-    _is_gumbel_argmax,
     _perturbed_squared_from,
     _PreparedOptimizer,
     _squared_from,
+)
+from ._noise import _array_namespace
+from .perturbed import (
     blackbox_loss,
     fenchel_young_loss,
     perturbed_squared_loss,
@@ -26,8 +27,6 @@ from .perturbed import (
 
 
 class _BaseLoss:
-    uses_noise = False
-
     def __init__(self, optimizer, device=None):
         self.optimizer = optimizer
         self.device = device
@@ -44,7 +43,6 @@ class _BaseLoss:
 
 
 class _PerturbedLossMixin(_BaseLoss):
-    uses_noise = True
     _kind = None
     _public = None
 
@@ -99,8 +97,8 @@ class FenchelYoungLoss(_PerturbedLossMixin):
 
     def _device_loss_gradient(self, theta, y, row_keys, seed):
         po = self.optimizer
-        if _is_gumbel_argmax(po):
-            return _gumbel_argmax_fenchel_young(theta, y, float(po.epsilon))
+        if is_gumbel_argmax(po):
+            return gumbel_argmax_fenchel_young(theta, y, float(po.epsilon))
         _, grad, value, _ = self._device_estimate(theta, row_keys, seed)
         return _fenchel_young_from(theta, y, value, grad, po.solver._sign)
 

@@ -161,7 +161,8 @@ class PerturbedRankingRegressor(RegressorMixin, BasePerturbedEstimator):
     def __init__(
         self, *, epsilon=1.0, n_samples=10, noise="gaussian", perturbation="additive",
         loss="fenchel_young", blackbox_lambda=10.0, model="mlp", n_item_features=None,
-        hidden_layer_sizes=(100,), activation="relu", optimizer="adam", learning_rate="adaptive", learning_rate_init=0.01,
+        hidden_layer_sizes=(100,), activation="relu", optimizer="adam", learning_rate="adaptive",
+        learning_rate_init=0.01,
         power_t=0.5, momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999,
         adam_epsilon=1e-8, alpha=1e-4, batch_size="auto", max_iter=500, tol=1e-4,
         n_iter_no_change=20, early_stopping=False, validation_fraction=0.1, shuffle=True,

@@ -20,6 +20,7 @@ Rules (see ``docs/scaling.rst``):
 
 import contextlib
 import os
+import sys
 import threading
 import types
 
@@ -273,3 +274,40 @@ class ParallelKernel:
 def parallel_kernel(py_func):
     """Decorator: a :class:`ParallelKernel` of ``py_func``."""
     return ParallelKernel(py_func)
+
+
+#: What has been run once in this process (see :func:`compile_notice`).
+_first_uses = set()
+_first_uses_lock = threading.Lock()
+#: A first call slower than this prints the notice (loading cached code is faster).
+COMPILE_NOTICE_AFTER_S = 1.0
+
+
+def _print_compile_notice(what, cached):
+    how = "first use only, cached afterwards" if cached else "once per process"
+    print(f"sk_perturbed: compiling numba kernels for {what} ({how})...", file=sys.stderr,
+          flush=True)
+
+
+@contextlib.contextmanager
+def compile_notice(what, cached=True):
+    """Say on stderr that kernels are compiling when a first call of ``what`` is slow.
+
+    A fresh install compiles each kernel on first use, which takes from
+    seconds to a minute with nothing printed; a notice appears when the first
+    call of ``what`` in this process has not returned after
+    ``COMPILE_NOTICE_AFTER_S`` seconds.
+    """
+    with _first_uses_lock:
+        first = what not in _first_uses
+        _first_uses.add(what)
+    if not first:
+        yield
+        return
+    timer = threading.Timer(COMPILE_NOTICE_AFTER_S, _print_compile_notice, (what, cached))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

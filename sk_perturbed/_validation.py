@@ -3,6 +3,9 @@
 import numpy as np
 from sklearn.utils import check_array
 
+from ._noise import _array_namespace
+from .solvers._base import BaseSolver
+
 
 def is_cupy_array(a):
     """True for a CuPy array (checked by type, so CuPy is never imported here)."""
@@ -16,8 +19,6 @@ def to_host(a):
 
 def check_solver(solver):
     """Raise ``ValueError`` unless ``solver`` is one of the library's solver objects."""
-    from .solvers._base import BaseSolver  # here: the solvers import this module
-
     if not isinstance(solver, BaseSolver):
         raise ValueError(
             "solver must be a solver object from sk_perturbed.solvers (wrap a Python "
@@ -31,23 +32,8 @@ def check_theta(theta, solver, name="theta"):
     Raises ``ValueError`` naming the problem: not 2-D, empty, NaN/inf, or a
     number of columns the solver cannot take.
     """
-    theta = check_array(
-        theta,
-        dtype=np.float64,
-        order="C",
-        ensure_all_finite=True,
-        ensure_min_samples=1,
-        ensure_min_features=1,
-        input_name=name,
-    )
-    _check_for_solver(theta, solver)
-    return theta
-
-
-def _check_for_solver(theta, solver):
     check_solver(solver)
-    solver._validate_params()
-    solver._check_dimension(theta.shape[1])
+    return solver._check_theta(theta, name)
 
 
 def check_device_theta(a, solver, name="theta", reference=None):
@@ -57,8 +43,6 @@ def check_device_theta(a, solver, name="theta", reference=None):
     finiteness test). ``solver=None`` skips the solver's checks (for ``v``
     or ``y``). Returns a float64 C-contiguous array on that device.
     """
-    from ._noise import _array_namespace
-
     if a.ndim != 2:
         raise ValueError(f"Expected a 2D array for {name}, got {a.ndim}D array instead.")
     if reference is None and (a.shape[0] < 1 or a.shape[1] < 1):
@@ -73,7 +57,8 @@ def check_device_theta(a, solver, name="theta", reference=None):
     if not bool(xp.isfinite(a).all()):
         raise ValueError(f"Input {name} contains NaN or infinity.")
     if solver is not None:
-        _check_for_solver(a, solver)
+        check_solver(solver)
+        solver._check_problem_size(a.shape[1])
     return xp.ascontiguousarray(a, dtype=xp.float64)
 
 

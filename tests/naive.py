@@ -256,7 +256,7 @@ def ranking_targets_naive(rel, rank_weights):
     w = position_weights(len(rel), rank_weights)
     order = _descending(list(rel))
     target = [0.0] * len(rel)
-    for p, j in enumerate(order):
+    for j in order:
         tied = [t for t, i in enumerate(order) if rel[i] == rel[j]]
         target[j] = sum(w[t] for t in tied) / len(tied)
     return np.array(target)

@@ -1,9 +1,6 @@
 """scikit-learn's estimator checks, and the library's own common checks."""
 
-import pickle
 
-import numpy as np
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sk_perturbed import (

@@ -23,13 +23,13 @@ import types
 import warnings
 from pathlib import Path
 
+import _fake_cupy
 import numpy as np
 import pytest
 
-import _fake_cupy
-from sk_perturbed import PerturbedRankingRegressor, PerturbedStructuredClassifier
+from sk_perturbed import PerturbedRankingRegressor, PerturbedStructuredClassifier, _engine
 from sk_perturbed import _cupy_backend as cb
-from sk_perturbed import perturbed
+from sk_perturbed._engine import EstimationSpec
 from sk_perturbed._noise import sample_noise
 from sk_perturbed.perturbed import (
     PerturbedOptimizer,
@@ -63,7 +63,7 @@ class FakeCupyArray:
 def numpy_device(monkeypatch):
     """Route backend='cupy' to the backend's code running on NumPy."""
     monkeypatch.setattr(cb, "get_device", cb.numpy_device)
-    monkeypatch.setattr(perturbed, "_require_cupy", lambda: None)
+    monkeypatch.setattr(_engine, "_require_cupy", lambda: None)
     monkeypatch.setattr(cb, "_WARNED", set())
 
 
@@ -332,10 +332,11 @@ def test_cupy_path_on_numpy_device_matches_numpy_backend(numpy_device, solver, p
 def test_chunks_give_the_same_rows(numpy_device):
     rng = np.random.default_rng(4)
     theta, v = rng.normal(size=(2, 23, 5))
-    args = dict(row_keys=np.arange(23), seed=9, n_samples=6, epsilon=1.0, noise="gaussian",
-                multiplicative=False, antithetic=False, sign=1.0, v=v, control_variate=True)
-    whole = cb.estimate_on(cb.numpy_device(), Ranking(), theta=theta, **args)
-    parts = cb.estimate_on(cb.numpy_device(), Ranking(), theta=theta, max_elements=70, **args)
+    spec = EstimationSpec(Ranking(), n_samples=6, epsilon=1.0, noise="gaussian",
+                          multiplicative=False, antithetic=False, control_variate=True)
+    args = (theta, np.arange(23), 9, v)
+    whole = cb.estimate_on(cb.numpy_device(), spec, *args)
+    parts = cb.estimate_on(cb.numpy_device(), spec, *args, max_elements=70)
     for a, b in zip(whole, parts):
         np.testing.assert_array_equal(a, b)
 
@@ -713,12 +714,12 @@ def test_device_memory_of_one_chunk_fits_small_gpus():
     n = 3 * (max_elements // (m * d))
     rng = np.random.default_rng(19)
     theta, v = rng.uniform(0.5, 2.0, size=(2, n, d))
-    args = dict(row_keys=np.arange(n), seed=1, n_samples=m, epsilon=0.5, noise="gaussian",
-                multiplicative=True, antithetic=False, sign=1.0, v=v, control_variate=True)
+    spec = EstimationSpec(Ranking(), n_samples=m, epsilon=0.5, noise="gaussian",
+                          multiplicative=True, antithetic=False, control_variate=True)
 
     def run():
-        cb.estimate_on(cb.numpy_device(), Ranking(), theta=theta, max_elements=max_elements,
-                       **args)
+        cb.estimate_on(cb.numpy_device(), spec, theta, np.arange(n), 1, v,
+                       max_elements=max_elements)
 
     run()  # loads the numba noise kernel, whose allocations are not the chunk's
     tracemalloc.start()

@@ -15,7 +15,6 @@ from sk_perturbed.datasets import make_knapsack, make_shortest_path
 from sk_perturbed.metrics import normalized_regret
 from sk_perturbed.perturbed import spo_plus_loss
 from sk_perturbed.solvers import (
-    Argmax,
     CallableSolver,
     DAGShortestPath,
     GridShortestPath,

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from sk_perturbed.datasets import make_knapsack
-from sk_perturbed.solvers import Knapsack
-from sk_perturbed.solvers import _knapsack
+from sk_perturbed.solvers import Knapsack, _knapsack
 from sk_perturbed.solvers._knapsack_bnb import knapsack_bnb_batch
 
 

@@ -2,6 +2,7 @@
 
 import math
 
+import naive
 import numpy as np
 import pytest
 from scipy import stats
@@ -13,8 +14,6 @@ from sk_perturbed._noise import (
     sample_noise,
     stream_state,
 )
-
-import naive
 
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15

@@ -7,6 +7,7 @@ Statistical checks compare a Monte Carlo estimate with its exact value within
 import functools
 import math
 
+import naive
 import numba
 import numpy as np
 import pytest
@@ -15,7 +16,6 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp, softmax
 from scipy.stats import norm
 
-import naive
 from sk_perturbed.perturbed import (
     PerturbedOptimizer,
     blackbox_loss,
@@ -789,7 +789,7 @@ def test_numba_backend_needs_a_numba_solver():
 
 
 def test_thread_tuner_measures_both_counts_then_revises_its_choice():
-    from sk_perturbed.perturbed import _ThreadTuner
+    from sk_perturbed._engine import _ThreadTuner
 
     tuner = _ThreadTuner()
     assert tuner.choose("kind", 1) == (1, None)

@@ -3,6 +3,7 @@
 import pickle
 import warnings
 
+import naive
 import numpy as np
 import pytest
 import sklearn
@@ -12,7 +13,6 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import naive
 from sk_perturbed import PerturbedRanker
 from sk_perturbed._groups import QueryLayout, check_qid
 from sk_perturbed._ragged import (

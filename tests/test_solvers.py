@@ -26,8 +26,8 @@ from sk_perturbed.solvers import (
     SpanningTree,
     TopK,
 )
-from sk_perturbed.solvers._dispatch import _solve_batch_kernel, numba_solver_arg
 from sk_perturbed.solvers._basic import _SMALL_D
+from sk_perturbed.solvers._registry import _solve_batch_kernel, numba_solver_arg
 
 SETTINGS = settings(max_examples=40, deadline=None)
 finite_floats = st.floats(-10, 10, allow_nan=False, allow_infinity=False)

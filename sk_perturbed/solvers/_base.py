@@ -2,7 +2,9 @@
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils import check_array
 
+from ._registry import solve_batch
 
 #: Slack of the target checks: targets are often Monte Carlo means or averaged ranks.
 TARGET_TOL = 1e-6
@@ -135,16 +137,30 @@ class BaseSolver(BaseEstimator):
         structures : ndarray of shape (n_problems, d)
             The optimal structure of each row, as float64.
         """
-        from .._validation import check_theta
-
         theta = np.asarray(theta)
         one_row = theta.ndim == 1
-        theta = check_theta(theta[None, :] if one_row else theta, self, name="theta")
+        theta = self._check_theta(theta[None, :] if one_row else theta)
         structures = self._solve_batch(theta)
         return structures[0] if one_row else structures
 
+    def _check_theta(self, theta, name="theta"):
+        """``theta`` as a finite float64 C-contiguous (n, d) array this solver takes.
+
+        Raises ``ValueError`` naming the problem: not 2-D, empty, NaN/inf, or a
+        number of columns the solver cannot take.
+        """
+        theta = check_array(
+            theta, dtype=np.float64, order="C", ensure_all_finite=True, ensure_min_samples=1,
+            ensure_min_features=1, input_name=name,
+        )
+        self._check_problem_size(theta.shape[1])
+        return theta
+
+    def _check_problem_size(self, d):
+        """The solver's parameters, and that it takes problems of dimension ``d``."""
+        self._validate_params()
+        self._check_dimension(d)
+
     def _solve_batch(self, theta):
         """Solve a validated float64 C-contiguous batch."""
-        from ._dispatch import solve_batch
-
         return solve_batch(self, theta)

@@ -37,8 +37,8 @@ def _bound(t, value, remaining, v, W, orders, tol):
             if p < t:
                 continue
             fits = True
-            for l in range(k):
-                if W[l, p] > remaining[l] + tol[l]:
+            for r in range(k):
+                if W[r, p] > remaining[r] + tol[r]:
                     fits = False
                     break
             if not fits:
