@@ -10,6 +10,7 @@ picks the path: the fast CPU path, or, when the model trains on the GPU
 import numpy as np
 
 from ._noise import _array_namespace
+from ._ragged import ragged_fenchel_young
 from .perturbed import (
     _blackbox_from,
     _fast_loss_gradient,
@@ -178,8 +179,6 @@ class RaggedFenchelYoungLoss:
         self.rank_weights = rank_weights
 
     def loss_gradient(self, theta, y, row_keys, seed):
-        from ._ragged import ragged_fenchel_young
-
         query = self.query_of_row[row_keys]
         offsets = np.concatenate(([0], np.flatnonzero(query[1:] != query[:-1]) + 1, [len(query)]))
         values, grad, _ = ragged_fenchel_young(

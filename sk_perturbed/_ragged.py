@@ -30,6 +30,7 @@ import numpy as np
 
 from ._noise import NOISE_IDS, fill_noise
 from ._threads import numba_threads
+from .perturbed import _kernel_threads
 
 #: Weight vectors of the ranking polytope, by name.
 RANK_WEIGHTS = {"ranks": 0, "dcg": 1}
@@ -150,8 +151,6 @@ def ragged_fenchel_young(theta, targets, offsets, keys, *, seed, n_samples, epsi
     ``theta``, ``targets`` and ``keys`` are per-document arrays in group order;
     returns ``(values, grad, y_eps)``, each of shape (n_documents,).
     """
-    from .perturbed import _kernel_threads
-
     # Small batches run on one thread: a parallel region costs far more than
     # their work on a loaded machine (the rule of the other kernels).
     with numba_threads(_kernel_threads(None, len(theta), n_samples, 1)):
