@@ -19,6 +19,7 @@ from ._engine import (
     _squared_from,
 )
 from ._noise import _array_namespace
+from ._ragged import ragged_fenchel_young
 from .perturbed import (
     blackbox_loss,
     fenchel_young_loss,
@@ -176,8 +177,6 @@ class RaggedFenchelYoungLoss:
         self.rank_weights = rank_weights
 
     def loss_gradient(self, theta, y, row_keys, seed):
-        from ._ragged import ragged_fenchel_young
-
         query = self.query_of_row[row_keys]
         offsets = np.concatenate(([0], np.flatnonzero(query[1:] != query[:-1]) + 1, [len(query)]))
         values, grad, _ = ragged_fenchel_young(

@@ -28,8 +28,9 @@ import math
 import numba as nb
 import numpy as np
 
+from ._engine import _kernel_threads
 from ._noise import NOISE_IDS, fill_noise
-from ._threads import numba_threads
+from ._threads import interruptible, numba_threads, parallel_kernel
 
 #: Weight vectors of the ranking polytope, by name.
 RANK_WEIGHTS = {"ranks": 0, "dcg": 1}
@@ -43,7 +44,7 @@ def _position_weight(p, n, kind):
     return 1.0 / math.log2(2.0 + p)
 
 
-@nb.njit(cache=True, parallel=True)
+@parallel_kernel
 def _ranking_targets_kernel(relevance, offsets, kind):
     targets = np.empty(relevance.shape[0])
     for q in nb.prange(offsets.shape[0] - 1):
@@ -92,7 +93,7 @@ def ranking_targets(relevance, offsets, rank_weights):
     )
 
 
-@nb.njit(cache=True, parallel=True)
+@parallel_kernel
 def ragged_fenchel_young_kernel(theta, targets, offsets, keys, seed, n_samples, epsilon,
                                 noise_id, kind):
     """Perturbed ranking and Fenchel–Young loss of every query.
@@ -150,11 +151,9 @@ def ragged_fenchel_young(theta, targets, offsets, keys, *, seed, n_samples, epsi
     ``theta``, ``targets`` and ``keys`` are per-document arrays in group order;
     returns ``(values, grad, y_eps)``, each of shape (n_documents,).
     """
-    from .perturbed import _kernel_threads
-
     # Small batches run on one thread: a parallel region costs far more than
     # their work on a loaded machine (the rule of the other kernels).
-    with numba_threads(_kernel_threads(None, len(theta), n_samples, 1)):
+    with numba_threads(_kernel_threads(None, len(theta), n_samples, 1)), interruptible():
         return ragged_fenchel_young_kernel(
             np.ascontiguousarray(theta, dtype=np.float64),
             np.ascontiguousarray(targets, dtype=np.float64),
