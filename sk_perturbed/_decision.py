@@ -336,9 +336,6 @@ feature_names_in_
         # A warm start trains with the solver its targets were solved by.
         self.solver_ = self._make_solver(n_outputs)
 
-    def _check_fit_targets(self, targets):
-        self.__dict__.pop("_solver_for_fit", None)
-
     def _make_loss(self, device=None):
         if device is not None:
             raise ValueError(
