@@ -37,6 +37,7 @@ benchmarks/results/quick/ unless ``--out`` is given).
 """
 
 import ctypes
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ import numpy as np
 from scipy import sparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_OUT, command_line, describe, figure, parse_args, quiet, save_figure, write_report  # noqa: E402
+from _common import command_line, describe, figure, parse_args, quiet, save_figure, write_report  # noqa: E402
 from bench_core import peak_rss_growth  # noqa: E402
 
 from sk_perturbed import PerturbedRanker  # noqa: E402
@@ -168,10 +169,10 @@ class Ours:
 
 
 def methods(quick, seed):
-    """name -> factory(seed) of a fresh model."""
+    """``(name -> factory(seed) of a fresh model, peer libraries not installed)``."""
     trees = 20 if quick else N_TREES
     epochs = {"max_iter": 3} if quick else {}
-    return {
+    factories = {
         "PerturbedRanker defaults, n_jobs=1": lambda s: Ours(random_state=s, n_jobs=1, **epochs),
         "PerturbedRanker defaults, all threads": lambda s: Ours(random_state=s, **epochs),
         "PerturbedRanker defaults, n_jobs=1, CSR X": lambda s: Ours(
@@ -184,6 +185,12 @@ def methods(quick, seed):
         # At 1e6 documents 30 epochs are 150 000 Adam steps (the budget of the run).
         "MLPRegressor (pointwise), 30 epochs": lambda s: Pointwise(s, max_iter=5 if quick else 30),
     }
+    # The peers are the `bench` extra; without them (the test extra) only ours
+    # and scikit-learn's rows run, and the report lists what was missing.
+    missing = [m for m in ("lightgbm", "xgboost") if importlib.util.find_spec(m) is None]
+    prefixes = {"lightgbm": "LGBM", "xgboost": "XGB"}
+    return {name: make for name, make in factories.items()
+            if not any(name.startswith(prefixes[m]) for m in missing)}, missing
 
 
 def runs_on(mname, dname):
@@ -266,12 +273,9 @@ def _cell(runs, column, fmt):
 
 
 def main(argv=None):
-    args = parse_args(argv, __doc__.splitlines()[0])
-    if args.quick and args.out == DEFAULT_OUT:
-        args.out = DEFAULT_OUT / "quick"  # never overwrite the committed full results
-        args.out.mkdir(parents=True, exist_ok=True)
+    args = parse_args(argv, __doc__.splitlines()[0])  # --quick writes to results/quick
     seed = args.seed
-    factories = methods(args.quick, seed)
+    factories, missing = methods(args.quick, seed)
     if args.quick:
         X, y, qid, Xt, yt, qidt = shipped()
         keep, keept = qid < 40, qidt < 10
@@ -326,6 +330,8 @@ def main(argv=None):
         "compare rows of one run).",
         "Peak MB: growth of the resident memory during fit (X itself is loaded before).",
     ]
+    if missing:
+        notes.append(f"Not installed, so not run: {', '.join(missing)} (the `bench` extra).")
     md = write_report(args.out / "learning_to_rank.md", "Learning to rank",
                       command_line("learning_to_rank.py", args), sections, notes)
 
