@@ -1,7 +1,6 @@
 """PerturbedStructuredClassifier: classes or combinatorial structures from x."""
 
 import functools
-import numbers
 import types
 
 import joblib

@@ -24,7 +24,7 @@ shape (n, d) the GPU path
    once per chunk, solved with ``solver._solve_batch``, and copied back (with a
    one-time warning);
 4. accumulates ``y_ε``, ``F̂_ε``, its gradient and the VJP with the formulas of
-   the NumPy backend (one implementation, ``_engine._accumulate``): multiplicative
+   the NumPy backend (one implementation, ``_numpy_backend.accumulate``): multiplicative
    perturbation, the sign of minimizing solvers, the leave-one-out control
    variate.
 
@@ -46,20 +46,14 @@ import warnings
 
 import numpy as np
 
-from ._engine import (
-    EstimationSpec,
-    PerturbedEstimate,
-    _accumulate,
-    _check_estimated_values,
-    normalize_seed,
-)
 from ._noise import _ZIG_F, _ZIG_R, _ZIG_X, NOISE_IDS, sample_noise
+from ._numpy_backend import accumulate, check_estimated_values
 from ._validation import check_device_theta, check_row_keys, check_same_shape, check_theta
 from .solvers._basic import Argmax, Ranking, TopK
 from .solvers._paths import DAGShortestPath
 
 __all__ = [
-    "estimate_cupy", "estimate_for", "estimate_with", "cupy_device", "numpy_device", "gpu_solver",
+    "estimate_cupy", "estimate_checked", "estimate_with", "cupy_device", "numpy_device", "gpu_solver",
 ]
 
 #: Largest number of entries of one (rows, M, d) temporary (float64: 128 MiB).
@@ -471,7 +465,7 @@ def estimate_on(device, spec, theta, row_keys, seed, v=None, *, max_elements=Non
         z = device.sample_noise(seed, row_keys[sl], n_samples, d, spec.noise, spec.antithetic)
         # Overflow is reported by the callers (as on the CPU), not warned about.
         with np.errstate(over="ignore", invalid="ignore"):
-            parts.append(_accumulate(spec, solve, theta[sl], z, None if v is None else v[sl]))
+            parts.append(accumulate(spec, solve, theta[sl], z, None if v is None else v[sl]))
     if len(parts) == 1:
         return parts[0]
     y_eps, grad, value, vjp = (
@@ -481,21 +475,21 @@ def estimate_on(device, spec, theta, row_keys, seed, v=None, *, max_elements=Non
     return y_eps, grad, value, vjp
 
 
-def estimate_with(device, po, theta, row_keys, seed, v=None):
-    """:func:`estimate_on` with the parameters of ``po``, for trusted float64 device arrays.
+def estimate_with(device, spec, theta, row_keys, seed, v=None):
+    """:func:`estimate_on` for trusted float64 device arrays.
 
     The training loop's path: θ comes from the model on the device, the keys
     and seed from the epoch loop, so nothing is validated or copied here, and
     nothing waits for the device (non-finite estimates surface in the loop's
     once-per-epoch check).
     """
-    return estimate_on(device, EstimationSpec.of(po), theta, row_keys, seed, v)
+    return estimate_on(device, spec, theta, row_keys, seed, v)
 
 
 def estimate_cupy(spec, theta, row_keys, seed, v=None, *, out_dtype=None):
     """GPU estimates for a validated θ (NumPy or CuPy); outputs follow θ's type.
 
-    Returns a :class:`~sk_perturbed.perturbed.PerturbedEstimate` in
+    Returns ``(y_eps, grad, value, vjp)`` in
     ``out_dtype`` (default: float32 for a float32 θ, else float64). Raises the
     ``ValueError`` of the CPU backends when an estimated F̂ is not finite (θ or
     ε so large that the perturbed problems overflow, or a solver failure).
@@ -512,7 +506,7 @@ def estimate_cupy(spec, theta, row_keys, seed, v=None, *, out_dtype=None):
     # One reduction (one wait for the device) per call; the offending row is
     # then diagnosed on the host with the CPU backends' message.
     if not bool(xp.isfinite(value).all()):
-        _check_estimated_values(spec, np.asarray(device.to_host(value)), theta_d, row_keys, seed)
+        check_estimated_values(spec, np.asarray(device.to_host(value)), theta_d, row_keys, seed)
 
     def out(a):
         if a is None:
@@ -520,11 +514,11 @@ def estimate_cupy(spec, theta, row_keys, seed, v=None, *, out_dtype=None):
         a = a.astype(out_dtype, copy=False)
         return a if on_device else np.asarray(device.to_host(a))
 
-    return PerturbedEstimate(out(y), out(value), out(grad), out(vjp))
+    return out(y), out(grad), out(value), out(vjp)
 
 
-def estimate_for(po, theta, v=None, *, row_keys=None, seed=None):
-    """``po.estimate`` on the GPU: validation, seed, row keys, then :func:`estimate_cupy`.
+def estimate_checked(spec, theta, row_keys, seed, v=None):
+    """``po.estimate`` on the GPU: validation and row keys, then :func:`estimate_cupy`.
 
     θ and ``v`` may be NumPy (or array-like) or CuPy arrays; device arrays are
     checked on the device without a host copy.
@@ -536,15 +530,15 @@ def estimate_for(po, theta, v=None, *, row_keys=None, seed=None):
         return device.name != "numpy" and device.is_device_array(a)
 
     if on_device(theta):
-        theta = check_device_theta(theta, po.solver)
+        theta = check_device_theta(theta, spec.solver)
     else:
-        theta = check_theta(theta, po.solver)
+        theta = check_theta(theta, spec.solver)
     if v is not None:
         if on_device(theta) and on_device(v):
             v = check_device_theta(v, None, "v", reference=theta)
         else:
             v = check_same_shape(device.to_host(v) if on_device(v) else v, theta, "v")
-        if po.perturbation == "multiplicative" and bool((theta == 0).any()):
+        if spec.multiplicative and bool((theta == 0).any()):
             raise ValueError(
                 "The Jacobian of a multiplicative perturbation is undefined where "
                 "theta == 0; use perturbation='additive' or keep theta away from 0."
@@ -552,5 +546,4 @@ def estimate_for(po, theta, v=None, *, row_keys=None, seed=None):
     if on_device(row_keys):
         row_keys = device.to_host(row_keys)
     keys = check_row_keys(row_keys, theta.shape[0])
-    seed = po._draw_seed() if seed is None else normalize_seed(seed)
-    return estimate_cupy(EstimationSpec.of(po), theta, keys, seed, v, out_dtype=out_dtype)
+    return estimate_cupy(spec, theta, keys, seed, v, out_dtype=out_dtype)

@@ -1,10 +1,12 @@
 """The estimation engine under the public API of :mod:`sk_perturbed.perturbed`.
 
-Backends: the fused numba kernels (``_estimate_numba``), NumPy on the
-materialized (n, M, d) noise tensor (``_estimate_numpy``, whose array code
-``_accumulate`` the CuPy backend shares), the prepared fast path of the
-training losses, and the loss formulas written once for NumPy and CuPy
-arrays. Imports go one way: ``perturbed`` → ``_engine`` → kernels, noise,
+An :class:`EstimationSpec`, built once from an optimizer, and
+:func:`estimate`, the one entry point to the backends: the fused numba
+kernels (:mod:`._numba_backend`), NumPy on the materialized (n, M, d) noise
+tensor (:mod:`._numpy_backend`, whose array code the CuPy backend shares) and
+CuPy (:mod:`._cupy_backend`). Also the prepared fast path of the training
+losses, and the loss formulas written once for NumPy and CuPy arrays.
+Imports go one way: ``perturbed`` → ``_engine`` → backends → kernels, noise,
 validation, solvers.
 """
 
@@ -17,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils import check_array
 
+from . import _numba_backend, _numpy_backend
 from ._closed_forms import gumbel_argmax_fenchel_young, is_gumbel_argmax
-from ._memory import check_perturbed_batch_memory
-from ._noise import GAUSSIAN, NOISE_IDS, _array_namespace, grad_nu_numpy, sample_noise
-from ._threads import compile_notice, numba_threads, resolve_n_threads
+from ._noise import GAUSSIAN, NOISE_IDS, _array_namespace
+from ._threads import resolve_n_threads
 from ._validation import check_device_theta, check_same_shape, check_theta, is_cupy_array, to_host
 from .solvers._registry import numba_solver_arg
 
@@ -67,18 +69,25 @@ class EstimationSpec:
 
 def estimate(spec, theta, row_keys, seed, v=None, *, backend="numba", solver_arg=None,
              n_threads=None):
-    """``(y_eps, grad, value, vjp)`` in float64 for validated host inputs.
+    """``(y_eps, grad, value, vjp)``: the one entry point of the backends.
 
-    The one entry point of the CPU backends: ``'numba'`` (fused kernels;
-    ``solver_arg`` and ``n_threads`` skip their look-up) or ``'numpy'`` (the
-    materialized noise tensor, for Python solvers). θ is a float64 C (n, d)
-    array, ``row_keys`` int64 (n,), ``seed`` normalized, ``v`` None or like θ.
+    ``'numba'`` (fused kernels; ``solver_arg`` and ``n_threads`` skip their
+    look-up) and ``'numpy'`` (the materialized noise tensor, for Python
+    solvers) take validated host inputs: θ a float64 C (n, d) array,
+    ``row_keys`` int64 (n,), ``v`` None or like θ, all in float64 out.
+    ``'cupy'`` takes NumPy or CuPy θ and ``v`` and host or device keys, checks
+    them where they are, and returns arrays on θ's side in θ's float dtype.
+    ``seed`` is normalized (:func:`normalize_seed`).
     """
     if backend == "numba":
-        return _estimate_numba(spec, theta, row_keys, seed, v, solver_arg, n_threads)
+        return _numba_backend.estimate_numba(spec, theta, row_keys, seed, v, solver_arg, n_threads)
     if backend == "numpy":
-        return _estimate_numpy(spec, theta, row_keys, seed, v)
-    raise ValueError(f"unknown CPU backend {backend!r}.")
+        return _numpy_backend.estimate_numpy(spec, theta, row_keys, seed, v)
+    if backend == "cupy":
+        from . import _cupy_backend  # imports CuPy: only for a call that runs there
+
+        return _cupy_backend.estimate_checked(spec, theta, row_keys, seed, v)
+    raise ValueError(f"unknown backend {backend!r}.")
 
 
 PerturbedEstimate = namedtuple(
@@ -200,121 +209,18 @@ def _require_cupy():
         ) from exc
 
 
-#: Least work (perturbed entries n·M·d) worth one more kernel thread, about
-#: 10 ms of serial work. A parallel region costs tens of µs on idle cores but,
-#: with numba's OpenMP layer spinning at its barriers, 50-100 ms on an
-#: oversubscribed machine (measured on 2 cores at load 11: a 200-row, M = 100,
-#: d = 20 call took 10 ms on 1 thread and 64 ms on 2). Training mini-batches
-#: (200 rows, d = 20, M ≤ 100) therefore run on one thread, predictions on
-#: large X in parallel. Results do not depend on the thread count.
-_MIN_WORK_PER_THREAD = 1 << 18
 
 
-#: Perturbed entries (rows·M·d) of one kernel launch: about 0.1-1 s of work
-#: per thread, the longest a Ctrl-C waits.
-_CHUNK_ENTRIES = 1 << 22
 
 
-def _kernel_threads(n_jobs, n_rows, n_samples, d):
-    """Threads for one kernel call.
-
-    An explicit ``n_jobs`` is obeyed as given. With ``None`` (the default, and
-    what the estimators pass: their ``n_jobs`` sets the calling thread's numba
-    budget), the current budget is capped by the work of the call.
-    """
-    budget = resolve_n_threads(n_jobs)
-    if n_jobs is not None:
-        return budget
-    return max(1, min(budget, (n_rows * n_samples * d) // _MIN_WORK_PER_THREAD))
 
 
-def _estimate_numba(spec, theta, row_keys, seed, v, solver_arg=None, n_threads=None):
-    from ._kernels import perturbed_kernel  # looked up per call: tests count the calls
-
-    if solver_arg is None:
-        solver_arg = numba_solver_arg(spec.solver)
-    want_vjp = v is not None
-    n, d = theta.shape
-    n_samples = spec.n_samples
-    if n_threads is None:
-        n_threads = _kernel_threads(spec.n_jobs, n, n_samples, d)
-    rows = max(1, _CHUNK_ENTRIES // max(1, n_samples * d))
-    outputs = []
-    with numba_threads(n_threads), _compile_notice(spec.solver, solver_arg):
-        # Chunks of rows: a Ctrl-C is seen between two chunks (a signal
-        # cannot stop a compiled loop); rows do not depend on the split.
-        for start in range(0, n, rows):
-            part = slice(start, start + rows)
-            outputs.append(perturbed_kernel(
-                theta[part], row_keys[part], np.uint64(seed), n_samples, spec.epsilon,
-                NOISE_IDS[spec.noise], spec.multiplicative, spec.antithetic, spec.sign,
-                v[part] if want_vjp else np.zeros((0, d)),
-                want_vjp, spec.control_variate, solver_arg,
-            ))
-    if len(outputs) == 1:
-        y, grad, value, vjp = outputs[0]
-    else:
-        y, value, vjp = (np.concatenate([out[k] for out in outputs]) for k in (0, 2, 3))
-        grad = np.concatenate([out[1] for out in outputs]) if spec.multiplicative else y
-    # Exceptions raised inside numba's parallel loops are unreliable, so row
-    # kernels flag a problem they cannot solve with NaN and it is raised here.
-    _check_estimated_values(spec, value, theta, row_keys, seed)
-    return y, grad, value, (vjp if want_vjp else None)
 
 
-def _compile_notice(solver, solver_arg):
-    return compile_notice(type(solver).__name__, cached=isinstance(solver_arg, tuple))
 
 
-def _check_estimated_values(spec, value, theta, row_keys, seed):
-    """Raise for the first row whose F̂ is not finite, naming the likely cause.
-
-    ``value`` and ``row_keys`` are host arrays; ``theta`` may be on the GPU,
-    only the offending row is copied to the host.
-    """
-    if np.isfinite(value).all():
-        return
-    bad = int(np.flatnonzero(~np.isfinite(value))[0])
-    theta_row = np.asarray(to_host(theta[bad]), dtype=np.float64)
-    # Redraw that row's noise: perturbed scores that overflow are the
-    # caller's ε or θ, not the solver's fault.
-    z = sample_noise(seed, row_keys[bad : bad + 1], spec.n_samples, theta.shape[1], spec.noise,
-                     spec.antithetic)
-    where = f"row {bad} (row key {int(row_keys[bad])})"
-    solver, epsilon = spec.solver, spec.epsilon
-    if _overflows(spec, theta_row, z[0]):
-        raise ValueError(
-            f"The perturbed problems of {where} overflow float64 (max |theta| = "
-            f"{np.abs(theta_row).max():.3g}, epsilon = {epsilon:.3g}): θ + εZ, "
-            "θ ⊙ exp(εZ), or the optimal values <y*, θ̃> and their sum over the samples "
-            "are beyond 1.8e308. To fix it, lower epsilon or rescale: divide theta (the "
-            "scores or costs) by a constant c, and for additive noise epsilon by the same "
-            "c; the structures y_ε are unchanged and the optimal values scale by 1/c."
-        )
-    raise ValueError(
-        f"{type(solver).__name__} could not solve a perturbed problem of {where}. "
-        f"{solver._invalid_output_hint(theta_row)}"
-    )
 
 
-def _overflows(spec, theta_row, z):
-    """Whether one row's estimates overflow float64 rather than its solver failing.
-
-    Overflow is the perturbed scores θ̃ (M, d), or one of their optimal values
-    ``<y*(θ̃), θ̃>``, or the running sum of those values over the samples.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        perturbed, _ = _perturbed_scores(spec, theta_row, z)
-        if not np.isfinite(perturbed).all():
-            return True
-        try:
-            y = spec.solver._solve_batch(perturbed)
-        except ValueError:  # the solver's own failure
-            return False
-        if not np.isfinite(y).all():
-            return False
-        values = np.einsum("md,md->m", y, perturbed)
-        return not (np.isfinite(values).all() and np.isfinite(np.cumsum(values)).all())
 
 
 class _PreparedOptimizer:
@@ -505,57 +411,10 @@ def _blackbox_from(theta, y, solve, sign, lambda_, requires_positive):
     return 0.5 * _rowwise_dot(g, g), grad
 
 
-def _estimate_numpy(spec, theta, row_keys, seed, v):
-    """Same estimates with the (n, M, d) noise tensor built explicitly.
-
-    The noise is the kernels' keyed noise, so both backends agree up to
-    floating-point summation order. Solvers are called on the whole (n·M, d)
-    batch, which is what Python (batched) solvers need.
-    """
-    check_perturbed_batch_memory(theta.shape[0], spec.n_samples, theta.shape[1])
-    z = sample_noise(seed, row_keys, spec.n_samples, theta.shape[1], spec.noise, spec.antithetic)
-    with np.errstate(over="ignore", invalid="ignore"):  # reported just below
-        out = _accumulate(spec, spec.solver._solve_batch, theta, z, v)
-    _check_estimated_values(spec, out[2], theta, row_keys, seed)
-    return out
 
 
-def _perturbed_scores(spec, theta, z):
-    """θ̃ for noise ``z`` (θ broadcast against it) and the multiplicative factor, or None."""
-    epsilon = spec.epsilon
-    if spec.multiplicative:
-        scale = _array_namespace(z).exp(epsilon * z - 0.5 * epsilon**2)
-        return theta * scale, scale
-    return theta + (spec.sign * epsilon) * z, None
 
 
-def _accumulate(spec, solve, theta, z, v):
-    """``(y_eps, grad, value, vjp)`` from the noise ``z`` (n, M, d) of every problem.
-
-    Array code in θ's namespace (NumPy, or CuPy for the GPU backend); ``solve``
-    maps a batch (n·M, d) of perturbed problems to their structures.
-    """
-    xp = _array_namespace(theta)
-    n, n_samples, d = z.shape
-    epsilon, sign, multiplicative = spec.epsilon, spec.sign, spec.multiplicative
-    perturbed, scale = _perturbed_scores(spec, theta[:, None, :], z)
-    y = solve(perturbed.reshape(n * n_samples, d)).reshape(n, n_samples, d)
-    y_eps = y.mean(axis=1)
-    value = xp.einsum("nmd,nmd->nm", y, perturbed).mean(axis=1)
-    grad = (y * scale).mean(axis=1) if multiplicative else y_eps
-    vjp = None
-    if v is not None:
-        scores = xp.einsum("nmd,nd->nm", y, v)
-        g = grad_nu_numpy(z, spec.noise)
-        if spec.control_variate and not spec.antithetic and n_samples > 1:
-            # Relative to the first sample (as the kernel): equal scores give 0.
-            scores = scores - scores[:, :1]
-            vjp = xp.einsum("nm,nmd->nd", scores - scores.mean(axis=1, keepdims=True), g)
-            vjp /= n_samples - 1
-        else:
-            vjp = xp.einsum("nm,nmd->nd", scores, g) / n_samples
-        vjp = vjp / (epsilon * theta) if multiplicative else vjp * (sign / epsilon)
-    return y_eps, grad, value, vjp
 
 
 def _loss_inputs(theta, y, solver):

@@ -11,6 +11,7 @@ import numpy as np
 
 from ._closed_forms import gumbel_argmax_fenchel_young, is_gumbel_argmax
 from ._engine import (
+    EstimationSpec,
     _blackbox_from,
     _fast_loss_gradient,
     _fenchel_young_from,
@@ -66,7 +67,7 @@ class _PerturbedLossMixin(_BaseLoss):
     def _device_estimate(self, theta, row_keys, seed, v=None):
         from ._cupy_backend import estimate_with
 
-        return estimate_with(self.device, self.optimizer, theta, row_keys, seed, v)
+        return estimate_with(self.device, EstimationSpec.of(self.optimizer), theta, row_keys, seed, v)
 
 
 class FenchelYoungLoss(_PerturbedLossMixin):

@@ -245,9 +245,11 @@ class PerturbedOptimizer:
         if self._check_placement(theta, v, row_keys):
             # The GPU path validates CuPy inputs on the device (no host copy).
             _engine._require_cupy()
-            from ._cupy_backend import estimate_for
-
-            return estimate_for(self, theta, v, row_keys=row_keys, seed=seed)
+            seed = self._draw_seed() if seed is None else normalize_seed(seed)
+            y, grad, value, vjp = _engine.estimate(
+                EstimationSpec.of(self), theta, row_keys, seed, v, backend="cupy"
+            )
+            return PerturbedEstimate(y, value, grad, vjp)
         out_dtype = _output_dtype(theta)
         theta_checked = check_theta(theta, self.solver)
         want_vjp = v is not None

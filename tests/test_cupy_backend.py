@@ -702,7 +702,7 @@ def test_gpu_estimates_wait_for_the_device_once_per_public_call(fake_gpu):
     po(theta)
     assert cp.SYNCS == 2  # the finiteness of θ, then that of the estimates
     cp.reset()
-    cb.estimate_with(cb.get_device(), po, theta, np.arange(5), 3, v=theta)
+    cb.estimate_with(cb.get_device(), EstimationSpec.of(po), theta, np.arange(5), 3, v=theta)
     assert cp.SYNCS == 0  # the training loop checks once per epoch instead
 
 

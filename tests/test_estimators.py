@@ -249,11 +249,11 @@ def test_verbose_prints_progress(ranks, capsys):
 
 # ------------------------------------------------- determinism and pickling
 def test_same_model_for_any_thread_count(ranks, monkeypatch):
-    import sk_perturbed.perturbed
+    import sk_perturbed._numba_backend
 
     # Mini-batch kernels run on one thread unless the work is large; force
     # the parallel path so that both thread counts are really exercised.
-    monkeypatch.setattr(sk_perturbed.perturbed, "_MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(sk_perturbed._numba_backend, "MIN_WORK_PER_THREAD", 1)
     X, Y, X_test, _ = ranks
     params = dict(max_iter=3, random_state=0)
     with warnings.catch_warnings():

@@ -115,14 +115,14 @@ def test_ctrl_c_during_a_kernel_raises_keyboard_interrupt_promptly():
 
 
 def test_kernel_chunks_give_the_rows_of_one_launch(monkeypatch):
-    from sk_perturbed import _engine
+    from sk_perturbed import _numba_backend
 
     theta = np.random.default_rng(2).normal(size=(37, 6))
     v = np.random.default_rng(3).normal(size=theta.shape)
     for perturbation in ("additive", "multiplicative"):
         po = _po(Ranking(), perturbation=perturbation)
         whole = po.estimate(theta, v)
-        monkeypatch.setattr(_engine, "_CHUNK_ENTRIES", 5 * 20 * 6)  # 5 rows a chunk
+        monkeypatch.setattr(_numba_backend, "CHUNK_ENTRIES", 5 * 20 * 6)  # 5 rows a chunk
         chunked = po.estimate(theta, v)
         monkeypatch.undo()
         for a, b in zip(whole, chunked):
