@@ -28,8 +28,8 @@ import math
 import numba as nb
 import numpy as np
 
-from ._engine import _kernel_threads
 from ._noise import NOISE_IDS, fill_noise
+from ._numba_backend import kernel_threads
 from ._threads import interruptible, numba_threads, parallel_kernel
 
 #: Weight vectors of the ranking polytope, by name.
@@ -153,7 +153,7 @@ def ragged_fenchel_young(theta, targets, offsets, keys, *, seed, n_samples, epsi
     """
     # Small batches run on one thread: a parallel region costs far more than
     # their work on a loaded machine (the rule of the other kernels).
-    with numba_threads(_kernel_threads(None, len(theta), n_samples, 1)), interruptible():
+    with numba_threads(kernel_threads(None, len(theta), n_samples, 1)), interruptible():
         return ragged_fenchel_young_kernel(
             np.ascontiguousarray(theta, dtype=np.float64),
             np.ascontiguousarray(targets, dtype=np.float64),
