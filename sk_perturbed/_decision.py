@@ -138,8 +138,11 @@ default='spo_plus'
         Activation of the hidden layers of the MLP.
     optimizer : {'adam', 'sgd'}, default='adam'
         Stochastic gradient method.
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        Step schedule (see :class:`~sk_perturbed.PerturbedStructuredClassifier`).
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='adaptive'
+        Step schedule (see :class:`~sk_perturbed.PerturbedStructuredClassifier`):
+        'adaptive' divides the step by 5 when the training loss stalls
+        instead of stopping (lower validation regret than 'constant' on
+        benchmarks/decision_focused_defaults.py).
     learning_rate_init : float, default=0.01
         Initial step size.
     power_t : float, default=0.5
@@ -234,7 +237,7 @@ feature_names_in_
         self, solver=None, *, loss="spo_plus", epsilon=1.0, n_samples=10, noise="gaussian",
         perturbation="additive", blackbox_lambda=10.0, model="linear", n_item_features=None,
         hidden_layer_sizes=(100,), activation="relu", optimizer="adam",
-        learning_rate="constant", learning_rate_init=0.01, power_t=0.5, momentum=0.9,
+        learning_rate="adaptive", learning_rate_init=0.01, power_t=0.5, momentum=0.9,
         nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, adam_epsilon=1e-8, alpha=0.0,
         batch_size=32, max_iter=100, tol=1e-4, n_iter_no_change=20, early_stopping=False,
         validation_fraction=0.1, shuffle=True, warm_start=False, random_state=None,
