@@ -116,10 +116,12 @@ default='spo_plus'
     epsilon : float, default=1.0
         Noise scale ε of the perturbed losses.
     n_samples : int, default=10
-        Perturbations M per sample and step of the perturbed losses. On the
-        validation draw of benchmarks/decision_focused_defaults.py, M = 1, 3,
-        10 gave FY regrets 0.0756, 0.0724, 0.0697 (shortest path) and 0.0916,
-        0.0900, 0.0915 (knapsack); M = 10 costs 2.7x the time of M = 1 there.
+        Perturbations M per sample and step of the perturbed losses (the
+        library's default; in an ad-hoc run on the tuning draw of
+        benchmarks/decision_focused_defaults.py, not kept as a file, M = 1, 3,
+        10 gave FY validation regrets 0.0756, 0.0724, 0.0697 on the shortest
+        paths and 0.0916, 0.0900, 0.0915 on the knapsack, M = 10 for 2.7x the
+        time of M = 1).
     noise : {'gaussian', 'gumbel'}, default='gaussian'
         Distribution of the noise Z.
     perturbation : {'additive', 'multiplicative'}, default='additive'
