@@ -67,6 +67,10 @@ PUBLIC = {
         "hamming_score",
         "normalized_regret",
         "normalized_regret_scorer",
+        "ndcg_score",
+        "mean_average_precision_score",
+        "mean_reciprocal_rank_score",
+        "make_ndcg_scorer",
     ],
     "sk_perturbed.datasets": [
         "make_perfect_ranks",
@@ -74,6 +78,9 @@ PUBLIC = {
         "make_knapsack",
         "make_warcraft_like",
         "load_label_ranking",
+        "load_learning_to_rank",
+        "load_svmlight_ranking",
+        "make_ranking_groups",
     ],
 }
 
