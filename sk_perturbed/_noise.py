@@ -183,8 +183,8 @@ def sample_noise(seed, row_keys, n_samples, d, noise="gaussian", antithetic=Fals
     Z : ndarray of shape (n, n_samples, d)
     """
     row_keys = np.ascontiguousarray(row_keys, dtype=np.int64)
-    small = row_keys.shape[0] * int(n_samples) * int(d) < MIN_PARALLEL_DRAWS
-    kernel = _sample_noise_kernel.serial if small else _sample_noise_kernel
+    kernel = _sample_noise_kernel.for_work(row_keys.shape[0] * int(n_samples) * int(d),
+                                           MIN_PARALLEL_DRAWS)
     with interruptible():
         return kernel(
             np.uint64(seed), row_keys, int(n_samples), int(d), NOISE_IDS[noise], bool(antithetic)

@@ -103,6 +103,11 @@ def _call_solver_impl(solver, x, out):
     return impl
 
 
+#: Batches of fewer θ entries are solved on the calling thread (a mini-batch
+#: of SPO+ or a one-row call: a parallel region costs more than the solves).
+MIN_PARALLEL_SOLVE_ENTRIES = 1 << 14
+
+
 @parallel_kernel
 def _solve_batch_kernel(theta, solver):
     out = np.empty_like(theta)
@@ -133,7 +138,7 @@ def solve_batch(solver, theta):
         )
     name = f"{type(solver).__name__} (solve)"
     with interruptible(), compile_notice(name, cached=isinstance(arg, tuple)):
-        out = _solve_batch_kernel(theta, arg)
+        out = _solve_batch_kernel.for_work(theta.size, MIN_PARALLEL_SOLVE_ENTRIES)(theta, arg)
     # Row kernels flag a row they cannot solve with NaN (exceptions inside
     # numba's parallel loops are unreliable): raise for it here.
     bad = ~np.isfinite(out).all(axis=1)
