@@ -46,13 +46,16 @@ def estimate_numba(spec, theta, row_keys, seed, v, solver_arg=None, n_threads=No
     if n_threads is None:
         n_threads = kernel_threads(spec.n_jobs, n, n_samples, d)
     rows = max(1, CHUNK_ENTRIES // max(1, n_samples * d))
+    # One thread: the serial twin, with no parallel region to open (and, cold,
+    # a far shorter compilation). Rows are independent: the same results.
+    kernel = perturbed_kernel.serial if n_threads == 1 else perturbed_kernel
     outputs = []
     with numba_threads(n_threads), _compile_notice(spec.solver, solver_arg):
         # Chunks of rows: a Ctrl-C is seen between two chunks (a signal
         # cannot stop a compiled loop); rows do not depend on the split.
         for start in range(0, n, rows):
             part = slice(start, start + rows)
-            outputs.append(perturbed_kernel(
+            outputs.append(kernel(
                 theta[part], row_keys[part], np.uint64(seed), n_samples, spec.epsilon,
                 NOISE_IDS[spec.noise], spec.multiplicative, spec.antithetic, spec.sign,
                 v[part] if want_vjp else np.zeros((0, d)),

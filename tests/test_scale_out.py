@@ -139,17 +139,22 @@ def test_threading_backend_same_results_and_no_oversubscription(ranks, monkeypat
     running = {}
     peak = [0]
 
-    def counting_kernel(*args):
-        ident = threading.get_ident()
-        with lock:
-            running[ident] = numba.get_num_threads()
-            peak[0] = max(peak[0], sum(running.values()))
-        try:
-            return kernel(*args)
-        finally:
+    def counting(compiled):
+        def run(*args):
+            ident = threading.get_ident()
             with lock:
-                del running[ident]
+                running[ident] = numba.get_num_threads()
+                peak[0] = max(peak[0], sum(running.values()))
+            try:
+                return compiled(*args)
+            finally:
+                with lock:
+                    del running[ident]
 
+        return run
+
+    counting_kernel = counting(kernel)
+    counting_kernel.serial = counting(kernel.serial)  # one-thread calls
     monkeypatch.setattr(sk_perturbed._kernels, "perturbed_kernel", counting_kernel)
     with joblib.parallel_config(backend="threading"):
         threaded = _search(_ranker(), X, Y, n_jobs=2)
@@ -224,8 +229,11 @@ def test_fresh_process_loads_kernels_from_cache(ranks):
         from sk_perturbed._kernels import perturbed_kernel
         X, Y = make_perfect_ranks(n_samples=90, n_features=4, n_labels=4, random_state=0)
         PerturbedRankingRegressor(max_iter=1, random_state=0).fit(X, Y)
-        print(sum(perturbed_kernel.stats.cache_hits.values()),
-              sum(perturbed_kernel.stats.cache_misses.values()))
+        # The parallel kernel and its serial twin (one-thread calls).
+        used = [perturbed_kernel.parallel, perturbed_kernel._serial]
+        used = [k for k in used if k is not None]
+        print(sum(sum(k.stats.cache_hits.values()) for k in used),
+              sum(sum(k.stats.cache_misses.values()) for k in used))
         """
     )
     out = subprocess.run(
