@@ -128,6 +128,7 @@ def main(argv=None):
         notes,
     )
     print(f"wrote {path}")
+    return path
 
 
 if __name__ == "__main__":
