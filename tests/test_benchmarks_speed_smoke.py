@@ -52,6 +52,6 @@ def test_ranker_fit_time_quick(tmp_path):
     text = Path(path).read_text()
     assert Path(path).parent == tmp_path
     # One row per method, each with a fit time in seconds.
-    for method in ("PerturbedRanker defaults, n_jobs=1", "float32 X", "former defaults"):
+    for method in ("PerturbedRanker defaults, n_jobs=1", "float32 X", "not adopted"):
         row = next(line for line in text.splitlines() if method in line)
         assert float(row.split("|")[3]) > 0
