@@ -113,6 +113,9 @@ def backward(activations, grad_theta, coefs, activation, alpha, n_total, out_act
         coef_grads[i] /= n_total
         intercept_grads[i] = delta.sum(axis=0) / n_total
         if i > 0:
-            delta = delta @ coefs[i].T
+            W = coefs[i]
+            # One unit (a score): the product is an outer product, which broadcasting
+            # forms exactly in a fifth of the time of a GEMM with an inner dimension of 1.
+            delta = delta * W[:, 0] if W.shape[1] == 1 else delta @ W.T
             _activation_derivative(activations[i], delta, activation)
     return coef_grads, intercept_grads

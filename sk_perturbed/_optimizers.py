@@ -6,9 +6,32 @@ an optimizer's state, so the estimators can move a whole optimizer between
 host and device (:func:`move_optimizer`).
 """
 
+import numba as nb
 import numpy as np
 
 from ._noise import _array_namespace
+
+
+# error_model="numpy": no zero-division check, which would keep the loop from vectorizing.
+@nb.njit(cache=True, error_model="numpy")
+def _adam_update(p, m, s, g, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon,
+                 step_size):
+    """One fused pass of Adam's update over flat NumPy arrays, in place.
+
+    The same roundings as the NumPy sequence in :meth:`AdamOptimizer.step`
+    (no fastmath, so no fused multiply-adds): the scalars come cast to the
+    parameters' dtype, as NumPy casts Python floats, and ``step_size`` keeps
+    its float64, so the last stage runs in float64 for a float32 model too.
+    One pass instead of eleven: on the 30k weights of a (300, 100) MLP a
+    step took 190 us as NumPy ufuncs.
+    """
+    for i in range(p.shape[0]):
+        gi = g[i]
+        mi = m[i] * beta_1 + gi * one_minus_beta_1
+        si = s[i] * beta_2 + (gi * one_minus_beta_2) * gi
+        m[i] = mi
+        s[i] = si
+        p[i] -= (mi * step_size) / (np.sqrt(si) + epsilon)
 
 
 def move_optimizer(optimizer, params, convert):
@@ -101,6 +124,16 @@ class AdamOptimizer:
         correction = np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
         step_size = self.lr * correction
         xp = _array_namespace(self.params[0])
+        if xp is np and all(a.flags.c_contiguous for a in self.params + self.first + self.second):
+            for p, m, s, g in zip(self.params, self.first, self.second, grads):
+                cast = p.dtype.type
+                _adam_update(
+                    p.reshape(-1), m.reshape(-1), s.reshape(-1),
+                    np.ascontiguousarray(g, dtype=p.dtype).reshape(-1),
+                    cast(self.beta_1), cast(1 - self.beta_1), cast(self.beta_2),
+                    cast(1 - self.beta_2), cast(self.epsilon), np.float64(step_size),
+                )
+            return
         if self._buffers is None:
             # The last stage runs in the dtype of step_size * m (float64 for a
             # float32 model, as NumPy promotes it), hence its own buffer then.

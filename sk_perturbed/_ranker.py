@@ -104,6 +104,8 @@ class PerturbedRanker(BasePerturbedEstimator):
         Initial step size. With ``max_iter=60``, the compromise measured
         between the small shipped data (larger steps or more epochs
         over-fit) and 1e5 synthetic documents (smaller steps under-fit).
+        40 epochs at 1.5e-3 (the same epochs x step budget, two thirds of
+        the fit time) lost 0.001-0.003 NDCG@10 on the synthetic data.
     power_t : float, default=0.5
         Exponent of 'invscaling'.
     momentum : float, default=0.9
@@ -176,6 +178,10 @@ class PerturbedRanker(BasePerturbedEstimator):
     (they still count in the number of documents the loss is divided by).
     A query whose documents all have the same grade has the centre of the
     polytope as its target: it pulls its scores together.
+
+    **Precision.** The model trains in the dtype of X: float32 X gives a
+    float32 model, whose matrix products (most of a fit on dense features)
+    take about half the time; float64 X keeps a float64 model.
 
     **Sample weights** are per document and must be constant within each
     query (a weight of a query, repeated on its rows, which is what

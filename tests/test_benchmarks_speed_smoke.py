@@ -45,3 +45,13 @@ def test_bench_core_quick(capsys):
     bench_core = _load("bench_core")
     bench_core.main(["--quick", "--repeats", "5"])
     assert "target" in capsys.readouterr().out
+
+
+def test_ranker_fit_time_quick(tmp_path):
+    path = _load("ranker_fit_time").main(["--quick", "--out", str(tmp_path)])
+    text = Path(path).read_text()
+    assert Path(path).parent == tmp_path
+    # One row per method, each with a fit time in seconds.
+    for method in ("PerturbedRanker defaults, n_jobs=1", "float32 X", "not adopted"):
+        row = next(line for line in text.splitlines() if method in line)
+        assert float(row.split("|")[3]) > 0

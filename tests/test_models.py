@@ -91,3 +91,25 @@ def test_adam_pickled_before_the_schedule_existed_keeps_a_constant_step():
     old.__setstate__(state)
     assert not old.on_plateau() and old.lr == 0.01
     assert pickle.loads(pickle.dumps(adam)).schedule == "adaptive"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_adam_step_rounds_as_the_numpy_sequence(dtype):
+    from sk_perturbed._optimizers import AdamOptimizer
+
+    rng = np.random.RandomState(0)
+    values = [rng.randn(6, 4).astype(dtype), rng.randn(4).astype(dtype)]
+    fused = AdamOptimizer([v.copy() for v in values], learning_rate_init=0.05)
+    # Fortran-ordered weights are not C-contiguous: that optimizer takes the NumPy ufunc path.
+    ufuncs = AdamOptimizer([np.asfortranarray(v) for v in values], learning_rate_init=0.05)
+    assert not ufuncs.params[0].flags.c_contiguous
+    for t in range(1, 6):
+        grads = [rng.randn(*v.shape).astype(dtype) for v in values]
+        fused.step(grads, t)
+        ufuncs.step(grads, t)
+    for a, b in zip(fused.params + fused.first + fused.second,
+                    ufuncs.params + ufuncs.first + ufuncs.second):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+    # Moved: the parameters of the first step are not the starting values.
+    assert not np.array_equal(fused.params[0], values[0])

@@ -54,8 +54,10 @@ def test_targets_match_naive_reference(rank_weights):
 
 @pytest.mark.parametrize("rank_weights", ["dcg", "ranks"])
 @pytest.mark.parametrize("noise", ["gaussian", "gumbel"])
-def test_kernel_matches_naive_reference(rank_weights, noise):
-    theta, relevance, qid, offsets, keys = _ragged(SIZES, seed=1)
+# Groups up to 64 documents are sorted by insertion in the kernel, larger ones by argsort.
+@pytest.mark.parametrize("sizes", [SIZES, [2, 64, 65, 150]])
+def test_kernel_matches_naive_reference(rank_weights, noise, sizes):
+    theta, relevance, qid, offsets, keys = _ragged(sizes, seed=1)
     y = ranking_targets(relevance, offsets, rank_weights)
     kwargs = dict(seed=123, n_samples=7, epsilon=0.7, noise=noise, rank_weights=rank_weights)
     got = ragged_fenchel_young(theta, y, offsets, keys, **kwargs)
