@@ -53,6 +53,7 @@ def main(argv=None):
         f"date (UTC): {time.strftime('%Y-%m-%d %H:%M', time.gmtime())}",
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, load average at start {load}",
+        f"interpreter: {sys.executable}",
         "",
     ]
     for run in range(args.runs):
