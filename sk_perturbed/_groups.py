@@ -6,11 +6,19 @@ import numpy as np
 def check_qid(qid, n_documents):
     """The query index (0..n_queries-1, in the order of ``np.unique(qid)``) of each row.
 
-    ``qid=None`` means that all rows are one query. The rows of a query need
-    not be contiguous: rows with equal ids are one query wherever they are.
+    The rows of a query need not be contiguous: rows with equal ids are one
+    query wherever they are. A missing ``qid`` is an error, not one query: the
+    usual cause is a meta-estimator that did not route it, and ranking all
+    rows as one query would score a wrong model without a word.
     """
     if qid is None:
-        return np.zeros(n_documents, dtype=np.int64), 1
+        raise ValueError(
+            "qid is required: pass the query id of each row of X (qid=np.zeros(len(X)) "
+            "if all rows are one query). Inside Pipeline, GridSearchCV or cross_validate, "
+            "enable scikit-learn's metadata routing (sklearn.set_config("
+            "enable_metadata_routing=True)) and pass qid=... to their fit or params, so that "
+            "it reaches PerturbedRanker's fit and score."
+        )
     qid = np.asarray(qid)
     if qid.ndim != 1:
         raise ValueError(

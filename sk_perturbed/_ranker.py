@@ -172,8 +172,10 @@ class PerturbedRanker(BasePerturbedEstimator):
     -----
     **Queries.** ``qid`` holds one id per row of X (integers or strings).
     Rows with the same id are one query wherever they are: they need not be
-    contiguous or sorted (unlike XGBoost's ``qid``). ``qid=None`` means that
-    all rows are one query, in every method. Queries of one document have a
+    contiguous or sorted (unlike XGBoost's ``qid``). ``qid`` is required by
+    every method that groups rows (all but ``predict``): ``None`` raises
+    instead of ranking all rows as one query (pass ``np.zeros(len(X))`` for
+    that), so a meta-estimator that does not route ``qid`` fails loudly. Queries of one document have a
     single ranking, so they carry no signal: their loss and gradient are 0
     (they still count in the number of documents the loss is divided by).
     A query whose documents all have the same grade has the centre of the
@@ -276,7 +278,7 @@ class PerturbedRanker(BasePerturbedEstimator):
             higher is more relevant; only the order within a query matters).
         qid : array-like of shape (n_documents,), default=None
             Query id of each document; the rows of a query need not be
-            contiguous. None: all rows are one query.
+            contiguous. Required: None raises a ValueError.
         sample_weight : array-like of shape (n_documents,), default=None
             Weight of each document's query, constant within each query.
 
@@ -298,7 +300,7 @@ class PerturbedRanker(BasePerturbedEstimator):
         y : array-like of shape (n_documents,)
             Graded relevance of each document.
         qid : array-like of shape (n_documents,), default=None
-            Query id of each document. None: all rows are one query.
+            Query id of each document. Required: None raises a ValueError.
         sample_weight : array-like of shape (n_documents,), default=None
             Weight of each document's query, constant within each query.
 
@@ -351,7 +353,7 @@ class PerturbedRanker(BasePerturbedEstimator):
         X : {array-like, sparse matrix} of shape (n_documents, n_features)
             Documents.
         qid : array-like of shape (n_documents,), default=None
-            Query id of each row of X. None: all rows are one query.
+            Query id of each row of X. Required: None raises a ValueError.
 
         Returns
         -------
@@ -375,7 +377,7 @@ class PerturbedRanker(BasePerturbedEstimator):
         X : {array-like, sparse matrix} of shape (n_documents, n_features)
             Documents.
         qid : array-like of shape (n_documents,), default=None
-            Query id of each row of X. None: all rows are one query.
+            Query id of each row of X. Required: None raises a ValueError.
 
         Returns
         -------
@@ -410,7 +412,7 @@ class PerturbedRanker(BasePerturbedEstimator):
         y : array-like of shape (n_documents,)
             True grades, non-negative.
         qid : array-like of shape (n_documents,), default=None
-            Query id of each row of X. None: all rows are one query.
+            Query id of each row of X. Required: None raises a ValueError.
         sample_weight : array-like of shape (n_queries,) or (n_documents,), default=None
             Weight of each query in the mean (see ``ndcg_score``).
 

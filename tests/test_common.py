@@ -1,7 +1,9 @@
 """scikit-learn's estimator checks, and the library's own common checks."""
 
 
+import numpy as np
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.validation import _num_samples
 
 from sk_perturbed import (
     DecisionFocusedRegressor,
@@ -52,11 +54,36 @@ def _expected_failed_checks(estimator):
     return failed
 
 
+class OneQueryRanker(PerturbedRanker):
+    """PerturbedRanker whose rows are one query when ``qid`` is not given.
+
+    scikit-learn's checks call ``fit(X, y)`` and ``score(X, y)``, and the
+    ranker refuses a missing ``qid``; everything else is PerturbedRanker's.
+    """
+
+    def fit(self, X, y, qid=None, sample_weight=None):
+        return super().fit(X, y, _one_query(X, qid), sample_weight)
+
+    def partial_fit(self, X, y, qid=None, sample_weight=None):
+        return super().partial_fit(X, y, _one_query(X, qid), sample_weight)
+
+    def score(self, X, y, qid=None, sample_weight=None):
+        return super().score(X, y, _one_query(X, qid), sample_weight)
+
+
+def _one_query(X, qid):
+    if qid is not None:
+        return qid
+    try:
+        return np.zeros(_num_samples(X))
+    except TypeError:  # not array-like: let the ranker's own validation say so
+        return None
+
+
 FAST = dict(max_iter=30, random_state=0)
 ESTIMATORS = [
-    # qid=None (what the checks pass) makes all rows one query.
-    PerturbedRanker(model="linear", **FAST),
-    PerturbedRanker(model="mlp", hidden_layer_sizes=(8,), **FAST),
+    OneQueryRanker(model="linear", **FAST),
+    OneQueryRanker(model="mlp", hidden_layer_sizes=(8,), **FAST),
     PerturbedRankingRegressor(model="linear", **FAST),
     PerturbedRankingRegressor(model="mlp", hidden_layer_sizes=(8,), **FAST),
     PerturbedStructuredClassifier(model="linear", **FAST),

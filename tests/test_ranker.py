@@ -233,10 +233,10 @@ def test_predict_ranks_are_positions_within_queries(data):
         want = np.empty(len(rows))
         want[np.argsort(-scores[rows])] = np.arange(1, len(rows) + 1)
         np.testing.assert_array_equal(positions[rows], want)
-    # Ties share their mean position; qid=None is one query.
+    # Ties share their mean position.
     tied = PerturbedRanker(**FAST).fit(X, y, qid=qid)
     tied.coefs_[0][:] = 0.0
-    np.testing.assert_array_equal(tied.predict_ranks(X[:4]), [2.5] * 4)
+    np.testing.assert_array_equal(tied.predict_ranks(X[:4], np.zeros(4)), [2.5] * 4)
 
 
 def test_predict_marginals_sum_and_reproducibility(data):
@@ -396,11 +396,24 @@ def test_routing_through_cross_validate(data, routing):
     assert result["test_score"][0] == pytest.approx(est.score(X[test], y[test], qid[test]))
 
 
-def test_without_qid_routing_would_score_one_query(data, routing):
-    # What routing prevents: without qid, every row is one query.
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "score", "predict_ranks",
+                                    "predict_marginals"])
+def test_missing_qid_is_an_error_not_one_query(data, method):
+    # A meta-estimator that does not route qid must not silently rank every
+    # row as one query.
     X, y, qid = data
     ranker = PerturbedRanker(**FAST).fit(X, y, qid=qid)
-    assert ranker.score(X, y) == pytest.approx(ndcg_score(y, ranker.predict(X), np.zeros(len(y))))
+    args = (X, y) if method in ("fit", "partial_fit", "score") else (X,)
+    with pytest.raises(ValueError, match="qid is required.*enable_metadata_routing"):
+        getattr(ranker, method)(*args)
+
+
+def test_search_without_routing_names_the_missing_qid(data):
+    X, y, qid = data
+    search = GridSearchCV(PerturbedRanker(**FAST), {"epsilon": [0.5, 1.0]},
+                          cv=GroupKFold(2), error_score="raise")
+    with pytest.raises(ValueError, match="qid is required"):
+        search.fit(X, y, groups=qid)
 
 
 def test_convergence_warning_at_max_iter(data):
