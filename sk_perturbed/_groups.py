@@ -3,6 +3,22 @@
 import numpy as np
 
 
+def check_qid_values(qid, row):
+    """``qid`` as a 1-D array of finite ids (shared by the ranker and the metrics).
+
+    ``row`` names what each entry belongs to in the error message.
+    """
+    qid = np.asarray(qid)
+    if qid.ndim != 1:
+        raise ValueError(
+            f"qid must be a 1-D array with the query id of each {row}; got an array of "
+            f"shape {qid.shape}."
+        )
+    if qid.dtype.kind in "fc" and not np.all(np.isfinite(qid)):
+        raise ValueError("qid must not contain NaN or infinity.")
+    return qid
+
+
 def check_qid(qid, n_documents):
     """The query index (0..n_queries-1, in the order of ``np.unique(qid)``) of each row.
 
@@ -19,19 +35,12 @@ def check_qid(qid, n_documents):
             "enable_metadata_routing=True)) and pass qid=... to their fit or params, so that "
             "it reaches PerturbedRanker's fit and score."
         )
-    qid = np.asarray(qid)
-    if qid.ndim != 1:
-        raise ValueError(
-            f"qid must be a 1-D array with the query id of each row of X; got an array of "
-            f"shape {qid.shape}."
-        )
+    qid = check_qid_values(qid, "row of X")
     if qid.shape[0] != n_documents:
         raise ValueError(
             f"qid has {qid.shape[0]} entries but X has {n_documents} rows: pass one query id "
             "per document (row of X)."
         )
-    if qid.dtype.kind in "fc" and not np.all(np.isfinite(qid)):
-        raise ValueError("qid must not contain NaN or infinity.")
     if qid.dtype.kind == "O":
         try:
             qid = qid.astype(str)

@@ -34,6 +34,8 @@ from sklearn.metrics import make_scorer
 from sklearn.utils import check_array, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from ._groups import check_qid_values
+
 __all__ = [
     "hamming_score",
     "hamming_scorer",
@@ -542,19 +544,12 @@ def _check_documents(y_true, y_score, qid, sample_weight=None):
     """
     y_true = _check_document_vector(y_true, "y_true")
     y_score = _check_document_vector(y_score, "y_score")
-    qid = np.asarray(qid)
-    if qid.ndim != 1:
-        raise ValueError(
-            f"qid must be a 1-D array with the query id of each document; "
-            f"got an array of shape {qid.shape}."
-        )
+    qid = check_qid_values(qid, "document")
     if not (y_true.size == y_score.size == qid.size):
         raise ValueError(
             "y_true, y_score and qid must have the same length (one entry per "
             f"document); got lengths {y_true.size}, {y_score.size} and {qid.size}."
         )
-    if qid.dtype.kind in "fc" and not np.all(np.isfinite(qid)):
-        raise ValueError("qid must not contain NaN or infinity.")
     # Sorting the documents by qid first is cheaper than np.unique and makes
     # the later sorts by score run on query-ordered keys, which are faster.
     by_query = None
