@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_perturbed import DecisionFocusedRegressor
+from sk_perturbed._decision import _OnDecisions, _preferred_optima, _SPOPlusLoss
 from sk_perturbed.datasets import make_knapsack, make_shortest_path
 from sk_perturbed.metrics import normalized_regret
 from sk_perturbed.perturbed import spo_plus_loss
@@ -152,6 +153,68 @@ def test_optimal_decisions_are_solved_once_per_fit_in_one_batch(paths):
     with pytest.warns(Warning):
         model.fit(X, C)
     assert calls == [len(X)]  # the two-stage loss never solves while training
+
+
+# ------------------------------------------------- ties among optimal decisions
+# Costs -1 on three items and 0 on the fourth: choosing 2 of the 3 is optimal,
+# three tied decisions; the vertices' own order would always pick {0, 1}.
+TIED = np.array([-1.0, -1.0, -1.0, 0.0])
+TIED_OPTIMA = VERTICES[VERTICES @ TIED == -2.0]
+
+
+def test_preferred_optima_is_the_tied_optimum_the_direction_ranks_best():
+    rng = np.random.default_rng(0)
+    direction = rng.normal(size=(50, 4))
+    c = np.tile(TIED, (50, 1))
+    for solver, best in ((MIN_SOLVER, np.argmin), (MAX_SOLVER, np.argmax)):
+        costs = c if solver.sense == "min" else -c
+        first = solver(costs)
+        chosen = _preferred_optima(direction, costs, first, solver, solver._sign)
+        expected = TIED_OPTIMA[best(direction @ TIED_OPTIMA.T, axis=1)]
+        np.testing.assert_array_equal(chosen, expected)
+
+
+def test_preferred_optima_keeps_the_optimum_where_the_move_is_not_optimal():
+    # Item 2 is worse than item 1 by 1e-8: no tie, though the move of the
+    # costs along the direction prefers it. Rows without ties keep y.
+    c = np.array([[-1.0, -1.0, -(1 - 1e-8), 0.0], [-3.0, -2.0, 1.0, 1.0]])
+    y = brute_min(c)
+    direction = np.array([[0.0, 1.0, -1.0, 0.0], [5.0, 1.0, -9.0, 2.0]])
+    np.testing.assert_array_equal(_preferred_optima(direction, c, y, MIN_SOLVER, -1.0), y)
+
+
+def test_spo_plus_trains_towards_the_optimum_the_prediction_prefers():
+    theta = np.random.default_rng(1).normal(size=(20, 4))
+    c = np.tile(TIED, (20, 1))
+    targets = np.stack([c, brute_min(c)], axis=-1)
+    loss = _SPOPlusLoss(MIN_SOLVER)
+    values, grad = loss.loss_gradient(theta, targets, np.arange(20), 0)
+    preferred = TIED_OPTIMA[np.argmin(theta @ TIED_OPTIMA.T, axis=1)]
+    ref_values, ref_grad = spo_plus_loss(theta, c, MIN_SOLVER, y_true=preferred)
+    np.testing.assert_allclose(values, ref_values)
+    np.testing.assert_allclose(grad, ref_grad)
+    # The tightest of the SPO+ bounds over the tied optima, never above the
+    # bound of the solver's own choice.
+    assert np.all(values <= spo_plus_loss(theta, c, MIN_SOLVER)[0] + 1e-12)
+
+
+def test_losses_on_decisions_train_towards_a_random_optimum():
+    # Fenchel-Young and the other decision losses: a fresh draw per row and
+    # epoch seed, each tied optimum about as often (none favoured by the
+    # solver's order), and the same draw for the same (seed, row).
+    n = 600
+    c = np.tile(TIED, (n, 1))
+    targets = np.stack([c, brute_min(c)], axis=-1)
+    loss = _OnDecisions(MIN_SOLVER, None)
+    theta = np.zeros((n, 4))
+    _, chosen = loss._targets(theta, targets, np.arange(n), 3)
+    assert np.all(chosen @ TIED == -2.0)
+    shares = (chosen[:, None, :] == TIED_OPTIMA[None]).all(axis=2).mean(axis=0)
+    assert np.all(np.abs(shares - 1 / 3) < 0.07), shares
+    np.testing.assert_array_equal(loss._targets(theta, targets, np.arange(n), 3)[1], chosen)
+    assert not np.array_equal(loss._targets(theta, targets, np.arange(n), 4)[1], chosen)
+    np.testing.assert_array_equal(  # a row's draw does not depend on its batch
+        loss._targets(theta[:7], targets[7:14], np.arange(7, 14), 3)[1], chosen[7:14])
 
 
 def test_maximizing_solver_knapsack():
