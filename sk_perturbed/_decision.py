@@ -26,10 +26,11 @@ from .perturbed import _squared_from
 #: Mini-batches of SPO+ with fewer cost entries than this are solved on one thread.
 _MIN_PARALLEL_ENTRIES = 1 << 14
 
-#: Index of the costs and of their optimal decisions along the last axis of
-#: the training targets, which stack both: (n, d, 2), so that every
-#: mini-batch slices the two together.
-_COSTS, _DECISIONS = 0, 1
+#: Index of the costs, of their optimal decisions and of the flag of rows
+#: with several optimal decisions (1.0 on every entry of such a row) along
+#: the last axis of the training targets, which stack the three: (n, d, 3),
+#: so that every mini-batch slices them together.
+_COSTS, _DECISIONS, _TIED = 0, 1, 2
 
 
 #: How far the true costs are moved to choose among their optimal decisions:
@@ -37,34 +38,69 @@ _COSTS, _DECISIONS = 0, 1
 #: distinct values of integer costs).
 _TIE_STEP = 1e-6
 
-#: Offsets the seed of the tie-breaking draws from that of the perturbations.
-_TIE_SEED_OFFSET = 0x9E3779B97F4A7C15
+#: Seed of the directions that find the rows with ties, and offset of the
+#: seed of the per-epoch tie-breaking draws from that of the perturbations.
+_TIE_SEED, _TIE_SEED_OFFSET = 0, 0x9E3779B97F4A7C15
+
+
+def _moved(direction, c):
+    """The costs c moved by ``δ·direction``, scaled to each row's largest |c|."""
+    direction = np.asarray(direction, dtype=np.float64)
+    largest = np.abs(c).max(axis=1, keepdims=True)
+    scale = np.where(largest > 0, largest, 1.0) / np.maximum(
+        np.abs(direction).max(axis=1, keepdims=True), np.finfo(np.float64).tiny)
+    return np.ascontiguousarray(c + _TIE_STEP * scale * direction)
+
+
+def _where_optimal(candidate, c, y, sign):
+    """Per row, ``candidate`` where it is as good as the optimum y for c, else y."""
+    best = np.einsum("ij,ij->i", c, y)
+    shortfall = sign * (best - np.einsum("ij,ij->i", c, candidate))
+    tied = shortfall <= 1e-9 * (1.0 + np.abs(best))
+    return np.where(tied[:, None], candidate, y)
 
 
 def _preferred_optima(direction, c, y, solve, sign):
     """Per row, the decision optimal for c that ``direction`` prefers, else y.
 
-    True costs often have several optimal decisions (integer costs: Gurobi
-    and our branch and bound return different optima of equal value on 215
-    of 1000 of PyEPO's knapsack problems, whose values are rounded up), and
-    a solver returns the first one its search meets; for the branch and
+    True costs often have several optimal decisions (integer costs: 468 of
+    1000 of PyEPO's knapsack problems, whose values are rounded up, and
+    Gurobi and our branch and bound return different ones on 215), and a
+    solver returns the first one its search meets; for the branch and
     bound, the one richest in items of high value per weight. Training
     towards that systematic choice biases the decision-focused losses. This
     solves the costs moved by a tiny ``δ·direction`` and keeps that decision
     where it is optimal for c too, so a target is never suboptimal.
     """
-    direction = np.asarray(direction, dtype=np.float64)
-    scale = np.abs(c).max(axis=1, keepdims=True) / np.maximum(
-        np.abs(direction).max(axis=1, keepdims=True), np.finfo(np.float64).tiny)
-    candidate = solve(np.ascontiguousarray(c + _TIE_STEP * scale * direction))
-    best = np.einsum("ij,ij->i", c, y)
-    shortfall = sign * (best - np.einsum("ij,ij->i", c, candidate))
-    tied = shortfall <= 1e-9 * (1.0 + np.abs(best))
-    return np.ascontiguousarray(np.where(tied[:, None], candidate, y))
+    return _where_optimal(solve(_moved(direction, c)), c, y, sign)
+
+
+def _decision_targets(solver, C, find_ties=True):
+    """Training targets of the cost rows C: costs, optimal decisions, tie flags.
+
+    One batched solve of 3n problems: C, and C moved by ``±δr`` (r random).
+    Where a row has several optimal decisions, the ones that r and -r prefer
+    are not both the solver's (with probability 1: ``<r, y>`` is not constant
+    over them), so these rows are found, and only they pay the extra solve
+    of a tie-break at each mini-batch. ``find_ties=False`` solves C alone
+    (no row flagged), for losses that never train on the decisions.
+    """
+    n, d = C.shape
+    if not find_ties:
+        return np.stack([C, solver(C), np.zeros_like(C)], axis=-1)
+    r = np.random.default_rng(_TIE_SEED).standard_normal(C.shape)
+    solved = solver(np.concatenate([C, _moved(r, C), _moved(-r, C)]))
+    decisions = solved[:n]
+    tied = np.zeros(n, dtype=bool)
+    for k in (1, 2):
+        other = _where_optimal(solved[k * n:(k + 1) * n], C, decisions, solver._sign)
+        tied |= np.any(other != decisions, axis=1)
+    flags = np.broadcast_to(tied[:, None].astype(np.float64), (n, d))
+    return np.stack([C, decisions, flags], axis=-1)
 
 
 class _DecisionLoss:
-    """A loss on (costs, optimal decisions) targets, with its solver."""
+    """A loss on (costs, optimal decisions, tie flags) targets, with its solver."""
 
     def __init__(self, solver):
         self.solver = solver
@@ -79,15 +115,19 @@ class _DecisionLoss:
             return self.solver._solve_batch(theta)
 
     def _tie_direction(self, theta, row_keys, seed):
-        """Which of several optimal decisions of a row to train towards."""
+        """Which of several optimal decisions of each row to train towards."""
         raise NotImplementedError
 
     def _targets(self, theta, targets, row_keys, seed):
         """The true costs and, per row, the optimal decision to train towards."""
         costs = targets[:, :, _COSTS]
-        decisions = _preferred_optima(self._tie_direction(theta, row_keys, seed), costs,
-                                      targets[:, :, _DECISIONS], self._solve,
-                                      self.solver._sign)
+        decisions = np.ascontiguousarray(targets[:, :, _DECISIONS])
+        rows = np.flatnonzero(targets[:, 0, _TIED])
+        if rows.size:
+            direction = self._tie_direction(np.asarray(theta)[rows],
+                                            np.asarray(row_keys)[rows], seed)
+            decisions[rows] = _preferred_optima(direction, costs[rows], decisions[rows],
+                                                self._solve, self.solver._sign)
         return costs, decisions
 
 
@@ -394,10 +434,12 @@ feature_names_in_
         solver = self._checked_solver(C.shape[1])
         C = np.ascontiguousarray(C, dtype=np.float64)
         with training_threads(self.n_jobs):
-            decisions = solver(C)  # the optimal decisions, once per fit
+            # The optimal decisions, once per fit (the two-stage loss trains
+            # on the costs alone, so its ties do not matter).
+            targets = _decision_targets(solver, C, find_ties=self.loss != "squared")
         # Picked up by _make_solver / _update_solver, which the base calls next.
         self._solver_for_fit = solver
-        return np.stack([C, decisions], axis=-1)
+        return targets
 
     def _make_solver(self, n_outputs):
         return self.__dict__.pop("_solver_for_fit")

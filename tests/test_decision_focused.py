@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_perturbed import DecisionFocusedRegressor
-from sk_perturbed._decision import _OnDecisions, _preferred_optima, _SPOPlusLoss
+from sk_perturbed._decision import _decision_targets, _OnDecisions, _preferred_optima, _SPOPlusLoss
 from sk_perturbed.datasets import make_knapsack, make_shortest_path
 from sk_perturbed.metrics import normalized_regret
 from sk_perturbed.perturbed import spo_plus_loss
@@ -183,13 +183,31 @@ def test_preferred_optima_keeps_the_optimum_where_the_move_is_not_optimal():
     np.testing.assert_array_equal(_preferred_optima(direction, c, y, MIN_SOLVER, -1.0), y)
 
 
+@pytest.mark.parametrize("solver", [MIN_SOLVER, MAX_SOLVER], ids=["min", "max"])
+def test_decision_targets_flag_exactly_the_rows_with_several_optima(solver):
+    C = np.random.default_rng(2).integers(-2, 3, size=(300, 4)).astype(float)
+    targets = _decision_targets(solver, C)
+    objective = C @ VERTICES.T
+    best = objective.min(axis=1) if solver.sense == "min" else objective.max(axis=1)
+    n_optima = (objective == best[:, None]).sum(axis=1)
+    assert 30 < np.sum(n_optima > 1) < 270  # both kinds of rows are tested
+    np.testing.assert_array_equal(targets[:, :, 0], C)
+    np.testing.assert_array_equal(targets[:, :, 1], solver(C))
+    np.testing.assert_array_equal(targets[:, :, 2], np.repeat((n_optima > 1)[:, None], 4, 1))
+    no_search = _decision_targets(solver, C, find_ties=False)
+    np.testing.assert_array_equal(no_search[:, :, :2], targets[:, :, :2])
+    assert not no_search[:, :, 2].any()
+
+
 def test_spo_plus_trains_towards_the_optimum_the_prediction_prefers():
+    # Tied rows alternate with rows of one optimum (items 0 and 1), which stay.
     theta = np.random.default_rng(1).normal(size=(20, 4))
-    c = np.tile(TIED, (20, 1))
-    targets = np.stack([c, brute_min(c)], axis=-1)
+    c = np.tile([TIED, [-3.0, -2.0, 1.0, 1.0]], (10, 1))
+    targets = _decision_targets(MIN_SOLVER, c)
     loss = _SPOPlusLoss(MIN_SOLVER)
     values, grad = loss.loss_gradient(theta, targets, np.arange(20), 0)
     preferred = TIED_OPTIMA[np.argmin(theta @ TIED_OPTIMA.T, axis=1)]
+    preferred[1::2] = [1.0, 1.0, 0.0, 0.0]
     ref_values, ref_grad = spo_plus_loss(theta, c, MIN_SOLVER, y_true=preferred)
     np.testing.assert_allclose(values, ref_values)
     np.testing.assert_allclose(grad, ref_grad)
@@ -204,7 +222,7 @@ def test_losses_on_decisions_train_towards_a_random_optimum():
     # solver's order), and the same draw for the same (seed, row).
     n = 600
     c = np.tile(TIED, (n, 1))
-    targets = np.stack([c, brute_min(c)], axis=-1)
+    targets = _decision_targets(MIN_SOLVER, c)
     loss = _OnDecisions(MIN_SOLVER, None)
     theta = np.zeros((n, 4))
     _, chosen = loss._targets(theta, targets, np.arange(n), 3)
