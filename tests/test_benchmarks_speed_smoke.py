@@ -55,3 +55,11 @@ def test_ranker_fit_time_quick(tmp_path):
     for method in ("PerturbedRanker defaults, n_jobs=1", "float32 X", "not adopted"):
         row = next(line for line in text.splitlines() if method in line)
         assert float(row.split("|")[3]) > 0
+
+
+def test_linear_program_pool_compares_every_pool_on_the_same_solutions(tmp_path):
+    md = _load("linear_program_pool").main(["--quick", "--out", str(tmp_path)])
+    rows = [line for line in md.read_text().splitlines()
+            if line.startswith("| knapsack MILP") or line.startswith("| LP relaxation")]
+    assert len(rows) == 6  # 2 problems x (n_jobs=1, threads, processes)
+    assert all(float(row.split("|")[4]) > 0 for row in rows)
