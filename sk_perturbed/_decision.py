@@ -122,7 +122,7 @@ class _DecisionLoss:
     def _targets(self, theta, targets, row_keys, seed):
         """The true costs and, per row, the optimal decision to train towards."""
         costs = targets[:, :, _COSTS]
-        decisions = np.ascontiguousarray(targets[:, :, _DECISIONS])
+        decisions = targets[:, :, _DECISIONS].copy()  # tied rows are overwritten
         rows = np.flatnonzero(targets[:, 0, _TIED])
         if rows.size:
             direction = self._tie_direction(np.asarray(theta)[rows],
